@@ -1,0 +1,58 @@
+# TenantAtlas pipelines. `make demo` and `make test` are all a newcomer needs.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: venv demo dev test test-fast lint typecheck bench lock check-config clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+## the main job: migrate, sync the simulated demo tenants through Dagster, print the outcome
+demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m tenantatlas_pipelines.demo
+
+## the Dagster UI (webserver + daemon) on the same instance
+dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+## lint, type-check, then the whole suite (SQLite always; PostgreSQL when reachable)
+test: $(STAMP) lint typecheck
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -x -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tenantatlas_pipelines tenantatlas_pipelines_tests benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+check-config: $(STAMP)
+	$(VENV)/bin/tenantatlas check-config
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run
+
+## refresh constraints.txt from a clean resolve of pyproject.toml
+lock:
+	rm -rf /tmp/tenantatlas-lock && $(PYTHON) -m venv /tmp/tenantatlas-lock
+	/tmp/tenantatlas-lock/bin/pip install --quiet --upgrade "pip>=24"
+	/tmp/tenantatlas-lock/bin/pip install --quiet -e '.[dev]'
+	/tmp/tenantatlas-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .tenantatlas .dagster_home .pytest_cache .mypy_cache .ruff_cache

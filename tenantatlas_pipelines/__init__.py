@@ -1,0 +1,1 @@
+"""TenantAtlas pipelines: the Intune inventory pipeline on Dagster."""

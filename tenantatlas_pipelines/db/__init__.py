@@ -1,0 +1,1 @@
+"""Floor 2: SQLAlchemy schema, Alembic migrations and the inventory store."""

@@ -1,0 +1,1 @@
+"""Floor 4: the Dagster objects, one small module per kind."""

@@ -1,0 +1,1 @@
+"""Floor 2: the Microsoft Graph client (httpx, async)."""

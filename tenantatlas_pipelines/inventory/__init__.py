@@ -1,0 +1,1 @@
+"""Floor 1: the domain. Imports nothing else of the project and never Dagster."""

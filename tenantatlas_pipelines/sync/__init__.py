@@ -1,0 +1,1 @@
+"""Floor 3: the sync service and the missing derivation (no Dagster)."""

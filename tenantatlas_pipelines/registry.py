@@ -144,14 +144,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """A safe loader that refuses duplicate mapping keys instead of keeping the last."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+def _construct_mapping(
+    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
@@ -207,7 +207,8 @@ def parse_registry(data: Any, source: str = "<registry>") -> Registry:
             problems.append(f"{where}: set both graph_endpoint and login_endpoint, or neither")
         if tenant.tenant_id in guids:
             problems.append(
-                f"{where}: tenant_id {tenant.tenant_id} is already used by tenant {guids[tenant.tenant_id]!r}; "
+                f"{where}: tenant_id {tenant.tenant_id} is already used by tenant "
+                f"{guids[tenant.tenant_id]!r}; "
                 "each Entra tenant is registered once"
             )
         guids[tenant.tenant_id] = str(key)
@@ -230,7 +231,7 @@ def load_registry(path: str | os.PathLike[str]) -> Registry:
     except (OSError, UnicodeDecodeError) as exc:
         raise RegistryError(f"{file}: cannot read the registry file ({type(exc).__name__})") from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

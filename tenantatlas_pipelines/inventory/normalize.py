@@ -67,16 +67,20 @@ META_WHITELIST: dict[str, tuple[tuple[str, ...], _Extractor]] = {
     "odata_type": (("@odata.type",), lambda i: _string(i.get("@odata.type"))),
     "version": (("version",), lambda i: _int_or_string(i.get("version"))),
     "role_scope_tag_ids": (("roleScopeTagIds",), lambda i: _string_list(i.get("roleScopeTagIds"))),
-    "platforms": (("platforms", "platform", "platformType"), lambda i: _string_list(
-        i.get("platforms") if i.get("platforms") is not None else i.get("platform")
-    )),
+    "platforms": (
+        ("platforms", "platform", "platformType"),
+        lambda i: _string_list(i.get("platforms") if i.get("platforms") is not None else i.get("platform")),
+    ),
     "technologies": (("technologies",), lambda i: _string_list(i.get("technologies"))),
     "template_family": (("templateReference",), _template_family),
     "template_id": (("templateId",), _template_id),
     "is_assigned": (("isAssigned",), lambda i: _bool(i.get("isAssigned"))),
     "is_global_script": (("isGlobalScript",), lambda i: _bool(i.get("isGlobalScript"))),
     "created_at": (("createdDateTime",), lambda i: _string(i.get("createdDateTime"))),
-    "modified_at": (("lastModifiedDateTime",), lambda i: _string(i.get("lastModifiedDateTime"))),
+    "modified_at": (
+        ("lastModifiedDateTime", "modifiedDateTime"),  # conditional access says modifiedDateTime
+        lambda i: _string(i.get("lastModifiedDateTime") or i.get("modifiedDateTime")),
+    ),
     "publisher": (("publisher",), lambda i: _string(i.get("publisher"))),
     "publishing_state": (("publishingState",), lambda i: _string(i.get("publishingState"))),
     "state": (("state",), lambda i: _string(i.get("state"))),

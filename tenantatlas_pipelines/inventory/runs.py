@@ -18,9 +18,7 @@ class RunStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-COMPLETED_STATUSES: frozenset[RunStatus] = frozenset(
-    {RunStatus.SUCCESS, RunStatus.PARTIAL, RunStatus.FAILED}
-)
+COMPLETED_STATUSES: frozenset[RunStatus] = frozenset({RunStatus.SUCCESS, RunStatus.PARTIAL, RunStatus.FAILED})
 
 
 class TypeOutcome(StrEnum):

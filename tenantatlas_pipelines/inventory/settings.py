@@ -7,6 +7,7 @@ from pathlib import Path
 
 DATABASE_URL_ENV = "TENANTATLAS_DATABASE_URL"
 REGISTRY_ENV = "TENANTATLAS_REGISTRY"
+STATE_DIR_ENV = "TENANTATLAS_STATE_DIR"
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -22,7 +23,9 @@ def project_root() -> Path:
 
 
 def state_dir() -> Path:
-    return project_root() / ".tenantatlas"
+    """Local state (the embedded database, the demo simulator's generation)."""
+    value = os.environ.get(STATE_DIR_ENV)
+    return Path(value) if value else project_root() / ".tenantatlas"
 
 
 def default_database_url() -> str:

@@ -8,8 +8,18 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "tenantatlas_pipelines"
-FLOOR = {"inventory": 1, "graph": 2, "db": 2, "registry": 2, "simulator": 2, "sync": 3, "defs": 4, "definitions": 5,
-         "demo": 6, "cli": 6}
+FLOOR = {
+    "inventory": 1,
+    "graph": 2,
+    "db": 2,
+    "registry": 2,
+    "simulator": 2,
+    "sync": 3,
+    "defs": 4,
+    "definitions": 5,
+    "demo": 6,
+    "cli": 6,
+}
 
 
 def _floor_of(module: str) -> int | None:
@@ -29,7 +39,9 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if "migrations" not in p.parts or p.name != "script.py.mako")
+SOURCES = sorted(
+    p for p in PACKAGE.rglob("*.py") if "migrations" not in p.parts or p.name != "script.py.mako"
+)
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))

@@ -63,8 +63,15 @@ def test_item_without_a_string_id_is_refused_with_item_invalid(bad_id: object) -
 
 
 def test_null_fields_and_wrong_types_never_raise() -> None:
-    raw = {"id": "x", "displayName": None, "version": None, "roleScopeTagIds": None, "isAssigned": "yes",
-           "platforms": 7, "templateReference": None}
+    raw = {
+        "id": "x",
+        "displayName": None,
+        "version": None,
+        "roleScopeTagIds": None,
+        "isAssigned": "yes",
+        "platforms": 7,
+        "templateReference": None,
+    }
     item = normalize_item(CATALOG["settingsCatalogPolicy"], raw)
     assert item.display_name is None
     assert item.meta == {"warnings": ["display_name_missing"]}

@@ -17,8 +17,12 @@ from tenantatlas_pipelines.inventory.redaction import (
     register_secret,
 )
 
-TOKEN_CHARS = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", min_size=16, max_size=80)
-SECRET_CHARS = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789~.-_", min_size=12, max_size=60)
+TOKEN_CHARS = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", min_size=16, max_size=80
+)
+SECRET_CHARS = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789~.-_", min_size=12, max_size=60
+)
 
 
 def _b64(data: dict[str, object]) -> str:
@@ -31,14 +35,22 @@ def _jwt(sub: str) -> str:
 
 @given(token=TOKEN_CHARS)
 def test_bearer_tokens_in_headers_and_text_are_redacted(token: str) -> None:
-    for text in (f"Authorization: Bearer {token}", f"sent bearer {token} to graph", f"{{'Authorization': 'Bearer {token}'}}"):
+    for text in (
+        f"Authorization: Bearer {token}",
+        f"sent bearer {token} to graph",
+        f"{{'Authorization': 'Bearer {token}'}}",
+    ):
         assert token not in redact(text)
 
 
 @given(sub=TOKEN_CHARS)
 def test_jwts_anywhere_are_redacted(sub: str) -> None:
     jwt = _jwt(sub)
-    for text in (f"assertion {jwt} end", json.dumps({"client_assertion": jwt}), f"https://x/?a=1&client_assertion={jwt}"):
+    for text in (
+        f"assertion {jwt} end",
+        json.dumps({"client_assertion": jwt}),
+        f"https://x/?a=1&client_assertion={jwt}",
+    ):
         assert jwt not in redact(text)
 
 
@@ -63,7 +75,9 @@ def test_registered_secrets_of_any_shape_are_redacted_in_values_and_exceptions(s
         assert secret not in redact(f"weird place: <{secret}>")
         assert secret not in json.dumps(redact_value({"a": [f"x{secret}y"], "b": {"c": secret}}))
         assert secret not in str(TenantAtlasError(f"failed with {secret}"))
-        assert secret not in json.dumps(ErrorRecord(code="auth_failed", message=secret, path=f"/p?{secret}").to_dict())
+        assert secret not in json.dumps(
+            ErrorRecord(code="auth_failed", message=secret, path=f"/p?{secret}").to_dict()
+        )
     finally:
         forget_secrets()
 
@@ -96,6 +110,8 @@ def test_logging_filter_redacts_arguments_and_exception_text(caplog: object) -> 
 
 
 def test_error_records_strip_the_query_and_truncate_messages() -> None:
-    record = ErrorRecord(code="graph_forbidden", message="x" * 5000, path="/beta/deviceManagement/intents?$top=5")
+    record = ErrorRecord(
+        code="graph_forbidden", message="x" * 5000, path="/beta/deviceManagement/intents?$top=5"
+    )
     assert record.path == "/beta/deviceManagement/intents"
     assert len(record.message) <= 500

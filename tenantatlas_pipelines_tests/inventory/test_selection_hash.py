@@ -32,7 +32,10 @@ def test_hash_is_sha256_of_canonical_json_with_every_key() -> None:
 
 
 def test_array_order_and_duplicates_do_not_change_the_hash() -> None:
-    a = {"policy_types": ["mobileApp", "deviceConfiguration", "mobileApp"], "categories": ["apps", "security"]}
+    a = {
+        "policy_types": ["mobileApp", "deviceConfiguration", "mobileApp"],
+        "categories": ["apps", "security"],
+    }
     b = {"categories": ["security", "apps", "apps"], "policy_types": ["deviceConfiguration", "mobileApp"]}
     assert selection_hash(a) == selection_hash(b)
 
@@ -44,7 +47,9 @@ def test_different_selections_hash_differently() -> None:
 
 
 def test_canonical_json_sorts_nested_keys_and_keeps_unicode() -> None:
-    assert canonical_json({"b": [3, 1, 1], "a": {"z": "é", "y": None}}) == '{"a":{"y":null,"z":"é"},"b":[1,3]}'
+    assert (
+        canonical_json({"b": [3, 1, 1], "a": {"z": "é", "y": None}}) == '{"a":{"y":null,"z":"é"},"b":[1,3]}'
+    )
 
 
 @given(
@@ -64,12 +69,16 @@ def test_hash_is_invariant_under_any_reordering_and_repetition(
     rng.shuffle(shuffled_types)
     rng.shuffle(shuffled_categories)
     first = {"policy_types": types, "categories": categories, "include_foundations": foundations}
-    second = {"include_foundations": foundations, "categories": shuffled_categories, "policy_types": shuffled_types}
+    second = {
+        "include_foundations": foundations,
+        "categories": shuffled_categories,
+        "policy_types": shuffled_types,
+    }
     assert selection_hash(first) == selection_hash(second)
 
 
 def test_unknown_policy_type_is_rejected_with_the_fix() -> None:
-    with pytest.raises(SelectionError, match="unknown policy type.*deviceConfigurationz"):
+    with pytest.raises(SelectionError, match=r"unknown policy type.*deviceConfigurationz"):
         Selection.parse({"policy_types": ["deviceConfigurationz"]}, name="selections.broken")
 
 
@@ -81,7 +90,9 @@ def test_unknown_key_and_category_are_rejected() -> None:
 
 
 def test_resolution_unions_types_categories_and_foundations() -> None:
-    selection = Selection.parse({"policy_types": ["mobileApp"], "categories": ["scripts"], "include_foundations": True})
+    selection = Selection.parse(
+        {"policy_types": ["mobileApp"], "categories": ["scripts"], "include_foundations": True}
+    )
     resolved = selection.resolve()
     assert "mobileApp" in resolved
     assert {"deviceManagementScript", "deviceHealthScript", "deviceShellScript"} <= resolved

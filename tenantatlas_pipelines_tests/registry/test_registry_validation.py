@@ -34,14 +34,26 @@ def test_the_bundled_demo_registry_is_valid() -> None:
         ("selections: {all: {categories: [apps]}\ntenants: {", "bad YAML at line"),
         ("selections: {a: {categories: [apps]}, a: {categories: [apps]}}\ntenants: {}", "duplicate key 'a'"),
         ("selections: {all: {categories: [apps]}}\ntenants: {}\nextras: 1", "unknown top-level key"),
-        ("selections: {all: {categories: [apps], colour: red}}\ntenants: {}", "selections.all: unknown key 'colour'"),
+        (
+            "selections: {all: {categories: [apps], colour: red}}\ntenants: {}",
+            "selections.all: unknown key 'colour'",
+        ),
         ("selections: {all: {policy_types: [nope]}}\ntenants: {}", "unknown policy type"),
         ("selections: {all: {categories: [firmware]}}\ntenants: {}", "selections.all"),
         ("selections: {all: {}}\ntenants: {}", "resolves to no policy type"),
         ("selections: {'a|b': {categories: [apps]}}\ntenants: {}", "bad selection key"),
-        ("selections: {all: {categories: [apps]}}\ntenants:\n  Contoso!:\n    tenant_id: x", "bad tenant key"),
-        ("selections: {all: {categories: [apps]}}\ntenants:" + GOOD_TENANT + "    colour: red\n", "unknown key 'colour'"),
-        ("selections: {all: {categories: [apps]}}\ntenants:" + GOOD_TENANT.replace("global", "mars"), "cloud"),
+        (
+            "selections: {all: {categories: [apps]}}\ntenants:\n  Contoso!:\n    tenant_id: x",
+            "bad tenant key",
+        ),
+        (
+            "selections: {all: {categories: [apps]}}\ntenants:" + GOOD_TENANT + "    colour: red\n",
+            "unknown key 'colour'",
+        ),
+        (
+            "selections: {all: {categories: [apps]}}\ntenants:" + GOOD_TENANT.replace("global", "mars"),
+            "cloud",
+        ),
         (
             "selections: {all: {categories: [apps]}}\ntenants:" + GOOD_TENANT.replace("0f6a1c2e-4b5d-", "zz"),
             "tenant_id",
@@ -59,7 +71,9 @@ def test_the_bundled_demo_registry_is_valid() -> None:
         ),
     ],
 )
-def test_bad_registries_are_refused_naming_the_file_entry_and_fix(tmp_path: Path, text: str, expected: str) -> None:
+def test_bad_registries_are_refused_naming_the_file_entry_and_fix(
+    tmp_path: Path, text: str, expected: str
+) -> None:
     path = _write(tmp_path, text)
     with pytest.raises(RegistryError) as info:
         load_registry(path)
@@ -71,7 +85,8 @@ def test_bad_registries_are_refused_naming_the_file_entry_and_fix(tmp_path: Path
 def test_a_secret_given_in_place_of_the_env_var_name_is_not_echoed(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
-        "selections: {all: {categories: [apps]}}\ntenants:" + GOOD_TENANT.replace("CONTOSO_GRAPH_SECRET", "'p@ss w0rd~xyz'"),
+        "selections: {all: {categories: [apps]}}\ntenants:"
+        + GOOD_TENANT.replace("CONTOSO_GRAPH_SECRET", "'p@ss w0rd~xyz'"),
     )
     with pytest.raises(RegistryError) as info:
         load_registry(path)
@@ -84,8 +99,12 @@ def test_missing_file_names_the_env_var_to_set(tmp_path: Path) -> None:
 
 
 def test_missing_secret_env_var_is_a_clear_error_and_the_value_is_read_at_run_time(tmp_path: Path) -> None:
-    registry = load_registry(_write(tmp_path, "selections: {all: {categories: [apps]}}\ntenants:" + GOOD_TENANT))
-    with pytest.raises(RegistryError, match="tenant 'contoso' needs environment variable CONTOSO_GRAPH_SECRET"):
+    registry = load_registry(
+        _write(tmp_path, "selections: {all: {categories: [apps]}}\ntenants:" + GOOD_TENANT)
+    )
+    with pytest.raises(
+        RegistryError, match="tenant 'contoso' needs environment variable CONTOSO_GRAPH_SECRET"
+    ):
         registry.require_secrets(environ={})
     with pytest.raises(RegistryError, match="CONTOSO_GRAPH_SECRET"):
         read_secret("contoso", registry.tenants["contoso"], environ={})
@@ -95,7 +114,10 @@ def test_missing_secret_env_var_is_a_clear_error_and_the_value_is_read_at_run_ti
 
 def test_disabled_tenants_need_no_secret(tmp_path: Path) -> None:
     registry = load_registry(
-        _write(tmp_path, "selections: {all: {categories: [apps]}}\ntenants:" + GOOD_TENANT + "    enabled: false\n")
+        _write(
+            tmp_path,
+            "selections: {all: {categories: [apps]}}\ntenants:" + GOOD_TENANT + "    enabled: false\n",
+        )
     )
     assert registry.enabled_tenants() == {}
     registry.require_secrets(environ={})

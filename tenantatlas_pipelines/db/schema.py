@@ -1,0 +1,162 @@
+"""The inventory schema (contract section 3): the model the Alembic migrations create.
+
+Four tables, nothing else. Constraint and index names are fixed by the naming
+convention so that migrations and ``compare_metadata`` agree on both dialects.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+
+from tenantatlas_pipelines.db.types import BigId, JsonDocument, UtcDateTime
+from tenantatlas_pipelines.inventory.runs import RunStatus
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+RUN_STATUSES = tuple(s.value for s in RunStatus)
+CONFIDENCES = ("high", "low")
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(63), nullable=False, unique=True),
+    Column("tenant_id", String(64), nullable=False, unique=True, comment="Entra tenant GUID"),
+    Column("display_name", String(256), nullable=False),
+    Column("cloud", String(16), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    comment="Mirror of the registry's tenants; never deleted, disabled when gone from the registry",
+)
+
+inventory_sync_runs = Table(
+    "inventory_sync_runs",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("selection_key", String(128), nullable=False),
+    Column("selection_hash", String(64), nullable=False),
+    Column("selection_payload", Text, nullable=False, comment="canonical JSON of the selection"),
+    Column("status", String(16), nullable=False),
+    Column("had_errors", Boolean, nullable=False),
+    Column("error_codes", JsonDocument, nullable=False, comment="distinct error codes, sorted"),
+    Column("error_context", JsonDocument, nullable=False, comment="redacted errors per policy type"),
+    Column("type_results", JsonDocument, nullable=False, comment="per policy type: outcome, items, pages"),
+    Column("items_observed_count", Integer, nullable=False),
+    Column("items_upserted_count", Integer, nullable=False),
+    Column("errors_count", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("heartbeat_at", UtcDateTime, nullable=True),
+    Column("correlation_id", Uuid(as_uuid=False), nullable=False),
+    Column("dagster_run_id", String(64), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in RUN_STATUSES) + ")", name="status"),
+    CheckConstraint("length(selection_hash) = 64", name="selection_hash_length"),
+    # the latest completed run of a (tenant, selection): the missing reference
+    Index(None, "tenant_id", "selection_hash", "started_at"),
+    # freshness checks: a completed run within a window
+    Index(None, "tenant_id", "selection_hash", "finished_at"),
+    # the run-failure sensor finds runs by their Dagster run
+    Index(None, "dagster_run_id"),
+    # the lock: at most one running run per (tenant, selection hash)
+    Index(
+        "uq_inventory_sync_runs_running_lock",
+        "tenant_id",
+        "selection_hash",
+        unique=True,
+        sqlite_where=Column("status") == RunStatus.RUNNING.value,
+        postgresql_where=Column("status") == RunStatus.RUNNING.value,
+    ),
+    sqlite_autoincrement=True,  # run ids are referenced from Dagster metadata: never reuse one
+    comment="One row per sync run (including skipped ones)",
+)
+
+inventory_items = Table(
+    "inventory_items",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("policy_type", String(64), nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("display_name", String(1024), nullable=True),
+    Column("category", String(32), nullable=False),
+    Column("platform", String(64), nullable=True),
+    Column("meta_jsonb", JsonDocument, nullable=False, comment="whitelisted metadata only"),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column(
+        "last_seen_run_id",
+        BigInteger,
+        ForeignKey("inventory_sync_runs.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "policy_type", "external_id"),
+    # the missing query: items of a tenant and type not seen since a run started
+    Index(None, "tenant_id", "policy_type", "last_seen_at"),
+    comment="The catalog: one row per (tenant, policy type, Graph object id)",
+)
+
+inventory_missing_items = Table(
+    "inventory_missing_items",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("selection_key", String(128), nullable=False),
+    Column("selection_hash", String(64), nullable=False),
+    Column(
+        "sync_run_id",
+        BigInteger,
+        ForeignKey("inventory_sync_runs.id", ondelete="CASCADE"),
+        nullable=False,
+        comment="the reference run",
+    ),
+    Column(
+        "inventory_item_id",
+        BigInteger,
+        ForeignKey("inventory_items.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("policy_type", String(64), nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("display_name", String(1024), nullable=True),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("confidence", String(8), nullable=False),
+    Column("confidence_reason", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("confidence IN (" + ", ".join(f"'{c}'" for c in CONFIDENCES) + ")", name="confidence"),
+    # one row per item and partition; its (tenant_id, selection_key) prefix serves the
+    # partition's delete and reads
+    UniqueConstraint(
+        "tenant_id", "selection_key", "inventory_item_id", name="uq_inventory_missing_items_partition_item"
+    ),
+    comment="Materialised missing set, replaced atomically per partition (tenant, selection key)",
+)
+
+TABLES = (tenants, inventory_sync_runs, inventory_items, inventory_missing_items)
+TABLE_NAMES = frozenset(t.name for t in TABLES)

@@ -26,7 +26,7 @@ demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
 ## the Dagster UI (webserver + daemon) on the same instance
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -w workspace.yaml
+	$(VENV)/bin/tenantatlas dev
 
 ## lint, type-check, then the whole suite (SQLite always; PostgreSQL when reachable)
 test: $(STAMP) lint typecheck

@@ -39,3 +39,9 @@ def database_url() -> str:
 def registry_path() -> Path:
     value = os.environ.get(REGISTRY_ENV)
     return Path(value) if value else DEMO_REGISTRY
+
+
+def dagster_home() -> Path:
+    """$DAGSTER_HOME, else `.dagster_home/` in the repo (holding a copy of dagster.yaml)."""
+    value = os.environ.get(DAGSTER_HOME_ENV)
+    return Path(value) if value else project_root() / ".dagster_home"

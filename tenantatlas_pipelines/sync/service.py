@@ -1,0 +1,327 @@
+"""The sync service: one run of one tenant and one selection.
+
+Take the lock, resolve the selection, list every policy type concurrently
+(within the tenant's limits), stream pages into batched upserts (fetching and
+writing overlap through a bounded queue, so memory stays flat), heartbeat the
+lease, record per-type outcomes and finish the run. It only reads from Graph
+and only writes this tenant's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tenantatlas_pipelines.db.store import InventoryStore, TenantRecord
+from tenantatlas_pipelines.graph.client import GraphPage
+from tenantatlas_pipelines.graph.errors import GraphError
+from tenantatlas_pipelines.inventory.catalog import CATALOG, PolicyType
+from tenantatlas_pipelines.inventory.errors import (
+    ErrorCode,
+    ErrorRecord,
+    ItemInvalidError,
+    TenantAtlasError,
+    safe_message,
+)
+from tenantatlas_pipelines.inventory.normalize import NormalizedItem, normalize_item
+from tenantatlas_pipelines.inventory.runs import (
+    RunOutcome,
+    RunStatus,
+    TypeOutcome,
+    TypeResult,
+    decide_status,
+)
+from tenantatlas_pipelines.inventory.selection import Selection
+from tenantatlas_pipelines.registry import TenantEntry, read_secret
+
+log = logging.getLogger(__name__)
+
+# item_invalid errors kept per type in error_context (the count is always exact)
+MAX_ITEM_ERRORS_PER_TYPE = 5
+
+
+class PageSource(Protocol):
+    """What the service needs of a Graph client (GraphClient satisfies it)."""
+
+    def list_pages(self, policy_type: PolicyType) -> AsyncIterator[GraphPage]: ...
+
+
+GraphFactory = Callable[[str, TenantEntry], AbstractAsyncContextManager[PageSource]]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    tenant_key: str
+    tenant: TenantEntry
+    selection_key: str
+    selection: Selection
+    dagster_run_id: str | None = None
+
+
+@dataclass(slots=True)
+class SyncResult:
+    run_id: int
+    status: RunStatus
+    selection_hash: str
+    correlation_id: str
+    duration_seconds: float
+    outcome: RunOutcome | None = None  # None when the run was skipped (lock held)
+    policy_types: tuple[str, ...] = ()
+
+    @property
+    def error_codes(self) -> list[str]:
+        if self.outcome is None:
+            return [str(ErrorCode.LOCK_CONTENDED)]
+        return self.outcome.error_codes
+
+
+@dataclass(slots=True)
+class _TypeState:
+    result: TypeResult
+    seen: set[str] = field(default_factory=set)
+    item_errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSettings:
+    batch_size: int = 1000  # items per upsert statement
+    queue_pages: int = 16  # pages buffered between fetchers and the writer
+    heartbeat_seconds: float = 30.0
+
+
+class SyncService:
+    """Runs syncs against one store; a Graph client is made per run by ``graph_factory``."""
+
+    def __init__(
+        self,
+        store: InventoryStore,
+        graph_factory: GraphFactory,
+        settings: SyncSettings | None = None,
+    ) -> None:
+        self.store = store
+        self.graph_factory = graph_factory
+        self.settings = settings or SyncSettings()
+
+    def run(self, request: SyncRequest) -> SyncResult:
+        """Run one sync to completion (blocking)."""
+        return asyncio.run(self.run_async(request))
+
+    async def run_async(self, request: SyncRequest) -> SyncResult:
+        started = time.monotonic()
+        selection = request.selection
+        policy_types = tuple(sorted(selection.resolve()))
+        if not policy_types:
+            raise TenantAtlasError(
+                f"selection {request.selection_key!r} resolves to no policy type; fix the registry",
+                code=ErrorCode.CONFIG_ERROR,
+            )
+        read_secret(request.tenant_key, request.tenant)  # fail before anything is written
+        tenant_pk = self.store.ensure_tenant(_tenant_record(request.tenant_key, request.tenant))
+        correlation_id = str(uuid.uuid4())
+        start = self.store.start_run(
+            tenant_pk,
+            request.selection_key,
+            selection.hash(),
+            selection.canonical_json(),
+            correlation_id=correlation_id,
+            dagster_run_id=request.dagster_run_id,
+        )
+        result = SyncResult(
+            run_id=start.run_id,
+            status=start.status,
+            selection_hash=selection.hash(),
+            correlation_id=correlation_id,
+            duration_seconds=0.0,
+            policy_types=policy_types,
+        )
+        if start.status is RunStatus.SKIPPED:
+            result.duration_seconds = time.monotonic() - started
+            return result
+        try:
+            outcome = await _Run(self, request, tenant_pk, start.run_id, policy_types).execute()
+        except BaseException as exc:
+            # a crash: the previous inventory is intact (upserts only add and refresh rows);
+            # the run is recorded as failed with a redacted message, then the error goes on
+            self.store.mark_run_failed(
+                start.run_id,
+                code=ErrorCode.UNEXPECTED_EXCEPTION,
+                message=f"{type(exc).__name__}: {safe_message(exc)}",
+            )
+            raise
+        self.store.finish_run(tenant_pk, start.run_id, outcome)
+        result.status = outcome.status
+        result.outcome = outcome
+        result.duration_seconds = time.monotonic() - started
+        return result
+
+
+def _tenant_record(key: str, tenant: TenantEntry) -> TenantRecord:
+    return TenantRecord(
+        key=key,
+        tenant_id=tenant.tenant_id,
+        display_name=tenant.display_name or key,
+        cloud=tenant.cloud,
+        enabled=tenant.enabled,
+    )
+
+
+_Batch = tuple[str, list[NormalizedItem]]
+
+
+class _Run:
+    """The state of one running sync; fetchers feed a bounded queue, one writer drains it."""
+
+    def __init__(
+        self,
+        service: SyncService,
+        request: SyncRequest,
+        tenant_pk: int,
+        run_id: int,
+        policy_types: tuple[str, ...],
+    ) -> None:
+        self.service = service
+        self.store = service.store
+        self.settings = service.settings
+        self.request = request
+        self.tenant_pk = tenant_pk
+        self.run_id = run_id
+        self.states = {key: _TypeState(TypeResult(key)) for key in policy_types}
+        self.errors: list[ErrorRecord] = []
+        self.fatal = False
+        self.upserted = 0
+        self.seen_at = self.store.now()
+        self.queue: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=self.settings.queue_pages)
+        self.fetchers: list[asyncio.Task[None]] = []
+        self.write_error: BaseException | None = None
+
+    async def execute(self) -> RunOutcome:
+        writer = asyncio.create_task(self._write())
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            async with self.service.graph_factory(self.request.tenant_key, self.request.tenant) as graph:
+                self.fetchers = [
+                    asyncio.create_task(self._fetch(graph, CATALOG[key]), name=f"fetch:{key}")
+                    for key in self.states
+                ]
+                outcomes = await asyncio.gather(*self.fetchers, return_exceptions=True)
+                for item in outcomes:
+                    if isinstance(item, BaseException) and not isinstance(item, asyncio.CancelledError):
+                        raise item
+        except GraphError as exc:  # auth failure while opening the client
+            self._tenant_fatal(exc)
+        finally:
+            for task in self.fetchers:
+                task.cancel()
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, *self.fetchers, return_exceptions=True)
+            await self.queue.put(None)
+            await writer
+        if self.write_error is not None:
+            raise self.write_error  # the caller records the run as failed
+
+        type_results = {key: state.result for key, state in self.states.items()}
+        status = decide_status(type_results, fatal=self.fatal)
+        return RunOutcome(
+            status=status,
+            type_results=type_results,
+            errors=self.errors,
+            items_observed=sum(len(s.seen) for s in self.states.values()),
+            items_upserted=self.upserted,
+            had_errors=bool(self.errors) or status is not RunStatus.SUCCESS,
+        )
+
+    async def _fetch(self, graph: PageSource, policy_type: PolicyType) -> None:
+        state = self.states[policy_type.key]
+        result = state.result
+        try:
+            async for page in graph.list_pages(policy_type):
+                if self.write_error is not None:
+                    return  # the database failed: stop reading Graph, the run is failing
+                result.pages += 1
+                result.retries += page.retries
+                batch = self._normalize(policy_type, state, page.items)
+                if batch:
+                    await self.queue.put((policy_type.key, batch))
+        except GraphError as exc:
+            result.outcome = TypeOutcome.FAILED
+            result.error_code = exc.record.code
+            if exc.tenant_fatal:
+                self._tenant_fatal(exc)
+                current = asyncio.current_task()
+                for task in self.fetchers:
+                    if task is not current:
+                        task.cancel()  # nothing more of this tenant is usable
+            else:
+                self.errors.append(_with_type(exc.record, policy_type.key))
+            return
+        result.outcome = TypeOutcome.SUCCESS
+
+    def _normalize(
+        self, policy_type: PolicyType, state: _TypeState, raw_items: list[dict[str, object]]
+    ) -> list[NormalizedItem]:
+        batch: list[NormalizedItem] = []
+        for raw in raw_items:
+            try:
+                item = normalize_item(policy_type, raw)
+            except ItemInvalidError as exc:
+                state.result.skipped_items += 1
+                state.item_errors += 1
+                if state.item_errors <= MAX_ITEM_ERRORS_PER_TYPE:
+                    self.errors.append(
+                        ErrorRecord(code=exc.code, message=exc.message, policy_type=policy_type.key)
+                    )
+                continue
+            if item.external_id in state.seen:
+                continue  # Graph repeated the item on another page
+            state.seen.add(item.external_id)
+            state.result.dropped_meta_keys += item.dropped_meta_keys
+            batch.append(item)
+        state.result.items += len(batch)
+        return batch
+
+    def _tenant_fatal(self, exc: GraphError) -> None:
+        if not self.fatal:
+            self.fatal = True
+            self.errors.append(_with_type(exc.record, None))
+
+    async def _write(self) -> None:
+        """Drain the queue into batched upserts; after a failure keep draining so no fetcher blocks."""
+        buffers: dict[str, list[NormalizedItem]] = {}
+        size = self.settings.batch_size
+        while (entry := await self.queue.get()) is not None:
+            if self.write_error is not None:
+                continue
+            key, items = entry
+            buffer = buffers.setdefault(key, [])
+            buffer.extend(items)
+            if len(buffer) >= size:
+                buffers[key] = []
+                await self._upsert(key, buffer)
+        for key, buffer in buffers.items():
+            if buffer and self.write_error is None:
+                await self._upsert(key, buffer)
+
+    async def _upsert(self, policy_type: str, items: list[NormalizedItem]) -> None:
+        try:
+            self.upserted += await asyncio.to_thread(
+                self.store.upsert_items, self.tenant_pk, self.run_id, policy_type, items, self.seen_at
+            )
+        except Exception as exc:  # noqa: BLE001 - kept and re-raised by execute()
+            self.write_error = exc
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            await asyncio.to_thread(self.store.heartbeat, self.tenant_pk, self.run_id)
+
+
+def _with_type(record: ErrorRecord, policy_type: str | None) -> ErrorRecord:
+    """Errors are grouped per type in error_context; tenant-level ones carry no type."""
+    record.policy_type = policy_type
+    return record

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from tenantatlas_pipelines.definitions import defs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_definitions_load_and_validate() -> None:
+    dg.Definitions.validate_loadable(defs)
+    repo = defs.get_repository_def()
+    keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
+    assert keys == {"inventory_items", "inventory_missing_items"}
+    assert {s.name for s in repo.sensor_defs} == {
+        "registry_sensor",
+        "sync_run_failure_sensor",
+        "sync_run_canceled_sensor",
+    }
+    assert [s.name for s in repo.schedule_defs] == ["inventory_nightly_schedule"]
+    check_names = {k.name for k in repo.asset_graph.asset_check_keys}
+    assert check_names == {"last_sync_succeeded", "inventory_fresh"}
+
+
+def test_inventory_items_uses_the_msgraph_pool_and_the_contract_partitions() -> None:
+    repo = defs.get_repository_def()
+    node = repo.asset_graph.get(dg.AssetKey("inventory_items"))
+    partitions = node.partitions_def
+    assert isinstance(partitions, dg.MultiPartitionsDefinition)
+    dims = {d.name: d.partitions_def for d in partitions.partitions_defs}
+    assert isinstance(dims["tenant"], dg.DynamicPartitionsDefinition) and dims["tenant"].name == "tenants"
+    assert (
+        isinstance(dims["selection"], dg.DynamicPartitionsDefinition)
+        and dims["selection"].name == "selections"
+    )
+    assets_def = repo.assets_defs_by_key[dg.AssetKey("inventory_items")]
+    assert {op.pool for op in assets_def.node_def.iterate_op_defs()} == {"msgraph"}
+    assert assets_def.backfill_policy is None
+
+
+def test_workspace_and_both_instance_files_load() -> None:
+    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())
+    entry = workspace["load_from"][0]["python_module"]
+    assert entry == {
+        "module_name": "tenantatlas_pipelines.definitions",
+        "location_name": "tenantatlas_pipelines",
+    }
+    from dagster._core.instance.config import dagster_instance_config
+
+    for folder in (ROOT, ROOT / "deploy"):
+        config, _ = dagster_instance_config(str(folder))
+        limits = {(lim["key"]) for lim in config["concurrency"]["runs"]["tag_concurrency_limits"]}
+        assert limits == {"dagster/partition", "dagster/partition/tenant", "dagster/backfill"}
+        assert config["concurrency"]["runs"]["max_concurrent_runs"] > 0
+        assert config["concurrency"]["pools"]["default_limit"] > 0

@@ -36,7 +36,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -x -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check tenantatlas_pipelines tenantatlas_pipelines_tests benchmarks
+	$(VENV)/bin/ruff check tenantatlas_pipelines tenantatlas_pipelines_tests $(wildcard benchmarks)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -19,7 +19,11 @@ import pandas as pd
 
 from tenantatlas_pipelines.db.migrate import upgrade_to_head
 from tenantatlas_pipelines.definitions import defs
-from tenantatlas_pipelines.defs.partitions import partition_dimensions, partition_key
+from tenantatlas_pipelines.defs.partitions import (
+    apply_partition_requests,
+    partition_dimensions,
+    partition_key,
+)
 from tenantatlas_pipelines.defs.resources import InventoryDatabase, RegistryResource
 from tenantatlas_pipelines.defs.sensors import registry_sensor
 from tenantatlas_pipelines.inventory.settings import (
@@ -72,12 +76,7 @@ def _register_partitions(instance: dg.DagsterInstance) -> list[str]:
     context = dg.build_sensor_context(instance=instance, resources=resources)
     result = registry_sensor(context)
     assert isinstance(result, dg.SensorResult)
-    for request in result.dynamic_partitions_requests or []:
-        if isinstance(request, dg.AddDynamicPartitionsRequest):
-            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        else:
-            for key in request.partition_keys:
-                instance.delete_dynamic_partition(request.partitions_def_name, key)
+    apply_partition_requests(instance, result)
     new = len(result.run_requests or [])
     tenants = instance.get_dynamic_partitions("tenants")
     selections = instance.get_dynamic_partitions("selections")

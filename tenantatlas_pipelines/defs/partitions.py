@@ -21,3 +21,13 @@ def partition_dimensions(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
         key = inventory_partitions.get_partition_key_from_str(key)
     dims = key.keys_by_dimension
     return dims["tenant"], dims["selection"]
+
+
+def apply_partition_requests(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:
+    """Apply a sensor result's dynamic-partition requests (what the daemon does after a tick)."""
+    for request in result.dynamic_partitions_requests or []:
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)

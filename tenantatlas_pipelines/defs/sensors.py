@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-from tenantatlas_pipelines.db.store import TenantRecord
 from tenantatlas_pipelines.defs.jobs import inventory_sync_job
 from tenantatlas_pipelines.defs.partitions import (
     partition_key,
@@ -11,6 +10,7 @@ from tenantatlas_pipelines.defs.partitions import (
 )
 from tenantatlas_pipelines.defs.resources import InventoryDatabase, RegistryResource
 from tenantatlas_pipelines.inventory.errors import ErrorCode
+from tenantatlas_pipelines.sync.tenants import tenant_records
 
 
 @dg.sensor(
@@ -26,18 +26,7 @@ def registry_sensor(
     context: dg.SensorEvaluationContext, database: InventoryDatabase, registry: RegistryResource
 ) -> dg.SensorResult:
     reg = registry.load()  # a bad registry fails the tick with the file, entry and fix; nothing changes
-    database.store().mirror_tenants(
-        [
-            TenantRecord(
-                key=key,
-                tenant_id=t.tenant_id,
-                display_name=t.display_name or key,
-                cloud=t.cloud,
-                enabled=t.enabled,
-            )
-            for key, t in reg.tenants.items()
-        ]
-    )
+    database.store().mirror_tenants(tenant_records(reg))
     instance = context.instance
     have_tenants = set(instance.get_dynamic_partitions(tenant_partitions.name or "tenants"))
     have_selections = set(instance.get_dynamic_partitions(selection_partitions.name or "selections"))

@@ -18,7 +18,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tenantatlas_pipelines.db.store import InventoryStore, TenantRecord
+from tenantatlas_pipelines.db.store import InventoryStore
 from tenantatlas_pipelines.graph.client import GraphPage
 from tenantatlas_pipelines.graph.errors import GraphError
 from tenantatlas_pipelines.inventory.catalog import CATALOG, PolicyType
@@ -39,6 +39,7 @@ from tenantatlas_pipelines.inventory.runs import (
 )
 from tenantatlas_pipelines.inventory.selection import Selection
 from tenantatlas_pipelines.registry import TenantEntry, read_secret
+from tenantatlas_pipelines.sync.tenants import tenant_record
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +122,13 @@ class SyncService:
                 f"selection {request.selection_key!r} resolves to no policy type; fix the registry",
                 code=ErrorCode.CONFIG_ERROR,
             )
+        if not request.tenant.enabled:
+            raise TenantAtlasError(
+                f"tenant {request.tenant_key!r} is disabled in the registry; set `enabled: true` to sync it",
+                code=ErrorCode.CONFIG_ERROR,
+            )
         read_secret(request.tenant_key, request.tenant)  # fail before anything is written
-        tenant_pk = self.store.ensure_tenant(_tenant_record(request.tenant_key, request.tenant))
+        tenant_pk = self.store.ensure_tenant(tenant_record(request.tenant_key, request.tenant))
         correlation_id = str(uuid.uuid4())
         start = self.store.start_run(
             tenant_pk,
@@ -159,16 +165,6 @@ class SyncService:
         result.outcome = outcome
         result.duration_seconds = time.monotonic() - started
         return result
-
-
-def _tenant_record(key: str, tenant: TenantEntry) -> TenantRecord:
-    return TenantRecord(
-        key=key,
-        tenant_id=tenant.tenant_id,
-        display_name=tenant.display_name or key,
-        cloud=tenant.cloud,
-        enabled=tenant.enabled,
-    )
 
 
 _Batch = tuple[str, list[NormalizedItem]]

@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 
 from tenantatlas_pipelines.db.store import InventoryStore
-from tenantatlas_pipelines.defs.partitions import partition_dimensions
+from tenantatlas_pipelines.defs.partitions import apply_partition_requests, partition_dimensions
 from tenantatlas_pipelines.defs.resources import RegistryResource
 from tenantatlas_pipelines.defs.schedules import inventory_nightly_schedule
 from tenantatlas_pipelines.defs.sensors import registry_sensor
@@ -16,19 +16,10 @@ from tenantatlas_pipelines.registry import RegistryError
 TICK = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 
 
-def _apply(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:
-    for request in result.dynamic_partitions_requests or []:
-        if isinstance(request, dg.AddDynamicPartitionsRequest):
-            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        else:
-            for key in request.partition_keys:
-                instance.delete_dynamic_partition(request.partitions_def_name, key)
-
-
 def _tick(instance: dg.DagsterInstance, resources: dict) -> dg.SensorResult:
     result = registry_sensor(dg.build_sensor_context(instance=instance, resources=resources))
     assert isinstance(result, dg.SensorResult)
-    _apply(instance, result)
+    apply_partition_requests(instance, result)
     return result
 
 

@@ -16,11 +16,13 @@ from sync_support import (
 
 from tenantatlas_pipelines.db.schema import inventory_items, inventory_sync_runs, tenants
 from tenantatlas_pipelines.db.store import InventoryStore
-from tenantatlas_pipelines.inventory.errors import ErrorCode
+from tenantatlas_pipelines.inventory.errors import ErrorCode, TenantAtlasError
 from tenantatlas_pipelines.inventory.runs import Confidence, RunStatus
 from tenantatlas_pipelines.registry import RegistryError
 from tenantatlas_pipelines.simulator.scenario import Fault, FaultKind
+from tenantatlas_pipelines.sync.graph_factory import graph_factory
 from tenantatlas_pipelines.sync.missing import derive_missing
+from tenantatlas_pipelines.sync.service import SyncRequest, SyncService
 
 
 def _ids(store: InventoryStore, tenant_key: str, policy_type: str) -> set[str]:
@@ -253,3 +255,14 @@ def test_selections_are_isolated(store: InventoryStore, make_syncer: Callable) -
     assert entry().cloud == "simulated"
     with store.engine.connect() as conn:
         assert conn.execute(text("select count(*) from inventory_missing_items")).scalar_one() == 0
+
+
+def test_a_disabled_tenant_is_refused_and_nothing_is_written(
+    store: InventoryStore, secrets_env: None
+) -> None:
+    disabled = entry().model_copy(update={"enabled": False})
+    service = SyncService(store, graph_factory(simulator()))
+    with pytest.raises(TenantAtlasError, match="disabled"):
+        service.run(SyncRequest("a", disabled, "all", ALL))
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(inventory_sync_runs)).scalar_one() == 0

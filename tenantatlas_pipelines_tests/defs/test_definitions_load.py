@@ -56,3 +56,22 @@ def test_workspace_and_both_instance_files_load() -> None:
         assert limits == {"dagster/partition", "dagster/partition/tenant", "dagster/backfill"}
         assert config["concurrency"]["runs"]["max_concurrent_runs"] > 0
         assert config["concurrency"]["pools"]["default_limit"] > 0
+
+
+def test_dagster_definitions_validate_passes_on_the_workspace(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    dagster = Path(sys.executable).with_name("dagster")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", str(ROOT / "workspace.yaml")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "All code locations passed validation" in done.stderr + done.stdout

@@ -62,7 +62,7 @@ class TenantEntry(BaseModel):
     @field_validator("client_secret_env")
     @classmethod
     def _env_name(cls, value: str) -> str:
-        if not ENV_NAME_PATTERN.match(value):
+        if not ENV_NAME_PATTERN.fullmatch(value):  # fullmatch: "$" would let a trailing newline in
             raise ValueError(
                 "client_secret_env is the NAME of an environment variable (for example "
                 "CONTOSO_GRAPH_SECRET), never the secret itself"
@@ -175,7 +175,7 @@ def parse_registry(data: Any, source: str = "<registry>") -> Registry:
     selections: dict[str, Selection] = {}
     for key, payload in _section(data, "selections", source).items():
         where = f"selections.{key}"
-        if not _valid_key(key):
+        if not valid_key(key):
             problems.append(f"{where}: bad selection key; {KEY_FIX}")
             continue
         try:
@@ -195,7 +195,7 @@ def parse_registry(data: Any, source: str = "<registry>") -> Registry:
     guids: dict[str, str] = {}
     for key, entry in _section(data, "tenants", source).items():
         where = f"tenants.{key}"
-        if not _valid_key(key):
+        if not valid_key(key):
             problems.append(f"{where}: bad tenant key; {KEY_FIX}")
             continue
         try:
@@ -249,8 +249,9 @@ def _section(data: Mapping[str, Any], name: str, source: str) -> Mapping[str, An
     return section
 
 
-def _valid_key(key: object) -> bool:
-    return isinstance(key, str) and bool(KEY_PATTERN.match(key))
+def valid_key(key: object) -> bool:
+    """A well-formed tenant or selection key (fullmatch: "$" alone would accept a trailing newline)."""
+    return isinstance(key, str) and KEY_PATTERN.fullmatch(key) is not None
 
 
 def _describe(error: Mapping[str, Any]) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from tenantatlas_pipelines.db.rls import install_tenant_scoping, rls_requested
 from tenantatlas_pipelines.inventory.settings import database_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -29,7 +30,10 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed.render_as_string(hide_password=False), **kwargs)
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(parsed, **kwargs)
+    engine = create_engine(parsed, **kwargs)
+    if rls_requested():  # opt-in row-level security: scope every transaction (db/rls.py)
+        install_tenant_scoping(engine)
+    return engine
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:

@@ -7,6 +7,7 @@ counted, never an exception. An item without a usable id is refused with
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,10 +24,20 @@ MAX_EXTERNAL_ID_CHARS = 255
 MAX_DISPLAY_NAME_CHARS = 1024
 MAX_META_STRING_CHARS = 256
 MAX_META_LIST_ITEMS = 100
+# text no database stores: NUL (PostgreSQL refuses it) and unpaired surrogates (not UTF-8 at all);
+# JSON may carry both as \u escapes, and one such item must not fail the whole run
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(text: str) -> str:
+    """``text`` without NUL characters, unpaired surrogates replaced by U+FFFD."""
+    if _UNSTORABLE.search(text) is None:
+        return text
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
 
 
 def _string(value: Any) -> str | None:
-    return value[:MAX_META_STRING_CHARS] if isinstance(value, str) else None
+    return _storable(value[:MAX_META_STRING_CHARS]) if isinstance(value, str) else None
 
 
 def _int_or_string(value: Any) -> int | str | None:
@@ -46,7 +57,7 @@ def _string_list(value: Any) -> list[str] | None:
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, list):
         return None
-    out = sorted({v[:MAX_META_STRING_CHARS] for v in value if isinstance(v, str)})
+    out = sorted({_storable(v[:MAX_META_STRING_CHARS]) for v in value if isinstance(v, str)})
     return out[:MAX_META_LIST_ITEMS]
 
 
@@ -113,6 +124,10 @@ def normalize_item(policy_type: PolicyType, raw: Mapping[str, Any]) -> Normalize
         raise ItemInvalidError(
             f"{policy_type.key}: item id is longer than {MAX_EXTERNAL_ID_CHARS} characters; skipped"
         )
+    if _UNSTORABLE.search(external_id) is not None:
+        raise ItemInvalidError(
+            f"{policy_type.key}: item id holds a NUL character or an unpaired surrogate; skipped"
+        )
 
     warnings: list[str] = []
     name = raw.get(policy_type.name_field)
@@ -120,7 +135,9 @@ def normalize_item(policy_type: PolicyType, raw: Mapping[str, Any]) -> Normalize
         name = raw.get("displayName")
     display_name: str | None
     if isinstance(name, str):
-        display_name = name
+        display_name = _storable(name)
+        if display_name != name:
+            warnings.append("display_name_sanitized")
         if len(display_name) > MAX_DISPLAY_NAME_CHARS:
             display_name = display_name[:MAX_DISPLAY_NAME_CHARS]
             warnings.append("display_name_truncated")

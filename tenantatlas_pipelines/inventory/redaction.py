@@ -9,11 +9,13 @@ issued), so even a secret of no known shape is caught.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 REDACTED = "[REDACTED]"
 
@@ -59,14 +61,23 @@ _known_secrets: set[str] = set()
 def register_secret(value: str | None) -> None:
     """Remember an exact secret value (a client secret, an issued token)."""
     if value and len(value) >= _MIN_KNOWN_SECRET_LEN:
+        # and the forms it takes inside URLs, form bodies and JSON strings ('/' -> %2F, '+' -> %2B)
+        forms = {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
         with _known_lock:
-            _known_secrets.add(value)
+            _known_secrets.update(forms)
 
 
 def forget_secrets() -> None:
     """Test helper: clear the registered exact values."""
     with _known_lock:
         _known_secrets.clear()
+
+
+def contains_known_secret(text: str) -> bool:
+    """Whether ``text`` holds a registered secret value (a cheap check before redacting data)."""
+    with _known_lock:
+        known = tuple(_known_secrets)
+    return any(secret in text for secret in known)
 
 
 def redact(text: str, extra_secrets: Iterable[str] = ()) -> str:

@@ -30,6 +30,7 @@ from tenantatlas_pipelines.inventory.errors import (
     safe_message,
 )
 from tenantatlas_pipelines.inventory.normalize import NormalizedItem, normalize_item
+from tenantatlas_pipelines.inventory.redaction import contains_known_secret, redact, redact_value
 from tenantatlas_pipelines.inventory.runs import (
     RunOutcome,
     RunStatus,
@@ -38,7 +39,7 @@ from tenantatlas_pipelines.inventory.runs import (
     decide_status,
 )
 from tenantatlas_pipelines.inventory.selection import Selection
-from tenantatlas_pipelines.registry import TenantEntry, read_secret
+from tenantatlas_pipelines.registry import KEY_FIX, TenantEntry, read_secret, valid_key
 from tenantatlas_pipelines.sync.tenants import tenant_record
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,12 @@ class SyncService:
 
     async def run_async(self, request: SyncRequest) -> SyncResult:
         started = time.monotonic()
+        for what, key in (("tenant", request.tenant_key), ("selection", request.selection_key)):
+            if not valid_key(key):  # e.g. a hostile partition key added by hand to the instance
+                raise TenantAtlasError(
+                    f"bad {what} key {key[:80]!r}: {KEY_FIX}; nothing was written",
+                    code=ErrorCode.CONFIG_ERROR,
+                )
         selection = request.selection
         policy_types = tuple(sorted(selection.resolve()))
         if not policy_types:
@@ -167,11 +174,17 @@ class SyncService:
         return result
 
 
-_Batch = tuple[str, list[NormalizedItem]]
+_Page = tuple[PolicyType, list[dict[str, object]]]
 
 
 class _Run:
-    """The state of one running sync; fetchers feed a bounded queue, one writer drains it."""
+    """The state of one running sync; fetchers feed a bounded queue, one writer drains it.
+
+    Fetchers only list and queue raw pages, so each asks for its next page at once (paging
+    is sequential per type: whatever runs between two requests of a type delays it). The
+    writer normalises the pages and batches them into upserts, running one upsert at a
+    time in a worker thread while it normalises the next pages.
+    """
 
     def __init__(
         self,
@@ -192,7 +205,7 @@ class _Run:
         self.fatal = False
         self.upserted = 0
         self.seen_at = self.store.now()
-        self.queue: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=self.settings.queue_pages)
+        self.queue: asyncio.Queue[_Page | None] = asyncio.Queue(maxsize=self.settings.queue_pages)
         self.fetchers: list[asyncio.Task[None]] = []
         self.write_error: BaseException | None = None
 
@@ -241,9 +254,8 @@ class _Run:
                     return  # the database failed: stop reading Graph, the run is failing
                 result.pages += 1
                 result.retries += page.retries
-                batch = self._normalize(policy_type, state, page.items)
-                if batch:
-                    await self.queue.put((policy_type.key, batch))
+                if page.items:
+                    await self.queue.put((policy_type, page.items))
         except GraphError as exc:
             result.outcome = TypeOutcome.FAILED
             result.error_code = exc.record.code
@@ -279,6 +291,7 @@ class _Run:
             state.result.dropped_meta_keys += item.dropped_meta_keys
             batch.append(item)
         state.result.items += len(batch)
+        _scrub_known_secrets(batch)
         return batch
 
     def _tenant_fatal(self, exc: GraphError) -> None:
@@ -287,21 +300,36 @@ class _Run:
             self.errors.append(_with_type(exc.record, None))
 
     async def _write(self) -> None:
-        """Drain the queue into batched upserts; after a failure keep draining so no fetcher blocks."""
+        """Normalise queued pages into batched upserts; after a failure keep draining so no fetcher blocks.
+
+        One upsert runs (in a thread) while the next pages are normalised; never two at once.
+        """
         buffers: dict[str, list[NormalizedItem]] = {}
         size = self.settings.batch_size
-        while (entry := await self.queue.get()) is not None:
-            if self.write_error is not None:
-                continue
-            key, items = entry
-            buffer = buffers.setdefault(key, [])
-            buffer.extend(items)
-            if len(buffer) >= size:
-                buffers[key] = []
-                await self._upsert(key, buffer)
-        for key, buffer in buffers.items():
-            if buffer and self.write_error is None:
-                await self._upsert(key, buffer)
+        pending: asyncio.Task[None] | None = None
+        try:
+            while (entry := await self.queue.get()) is not None:
+                if self.write_error is not None:
+                    continue
+                policy_type, raw_items = entry
+                items = self._normalize(policy_type, self.states[policy_type.key], raw_items)
+                if not items:
+                    continue
+                buffer = buffers.setdefault(policy_type.key, [])
+                buffer.extend(items)
+                if len(buffer) >= size:
+                    buffers[policy_type.key] = []
+                    if pending is not None:
+                        await pending
+                    pending = asyncio.create_task(self._upsert(policy_type.key, buffer))
+            if pending is not None:
+                await pending
+            for key, buffer in buffers.items():
+                if buffer and self.write_error is None:
+                    await self._upsert(key, buffer)
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
 
     async def _upsert(self, policy_type: str, items: list[NormalizedItem]) -> None:
         try:
@@ -315,6 +343,29 @@ class _Run:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
             await asyncio.to_thread(self.store.heartbeat, self.tenant_pk, self.run_id)
+
+
+def _scrub_known_secrets(batch: list[NormalizedItem]) -> None:
+    """A hostile or broken Graph may echo our token or secret inside item data: never store it.
+
+    One scan of the batch's stored text for the registered secrets (client secrets, issued
+    tokens, ~1.5 us per item); only a batch holding one is redacted. Ids are never rewritten.
+    """
+    parts: list[str] = []
+    for item in batch:
+        if item.display_name:
+            parts.append(item.display_name)
+        for value in item.meta.values():
+            if isinstance(value, str):
+                parts.append(value)
+            elif isinstance(value, list):
+                parts.extend(v for v in value if isinstance(v, str))
+    if not parts or not contains_known_secret("\x00".join(parts)):
+        return
+    for item in batch:
+        if item.display_name is not None:
+            item.display_name = redact(item.display_name)
+        item.meta = redact_value(item.meta)
 
 
 def _with_type(record: ErrorRecord, policy_type: str | None) -> ErrorRecord:

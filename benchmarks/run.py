@@ -1,0 +1,352 @@
+"""``python -m benchmarks.run [--quick]``: every workload and limit of issue 5, then a summary table.
+
+Each measurement runs in a child process of its own (its own peak RSS); the Graph
+simulator serves from a separate process on a loopback port; each PostgreSQL
+measurement gets a fresh database (dropped afterwards). See README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    PROJECT_ROOT,
+    SECRET,
+    SECRET_ENV,
+    Workload,
+    postgres_database,
+    run_worker,
+    simulator,
+    sqlite_database,
+    tenant_guid,
+    write_yaml,
+)
+
+
+def _instance_home(directory: Path, name: str) -> Path:
+    home = directory / f"dagster-{name}"
+    home.mkdir()
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _sync_env(home: Path, url: str, registry: Path) -> dict[str, str]:
+    return {
+        "DAGSTER_HOME": str(home),
+        "TENANTATLAS_DATABASE_URL": url,
+        "TENANTATLAS_REGISTRY": str(registry),
+        SECRET_ENV: SECRET,
+    }
+
+
+def bench_w1(w1: Workload, directory: Path, results: dict[str, Any], profile: bool) -> None:
+    scenario = write_yaml(directory / "w1-scenario.yaml", w1.scenario())
+    tenant = w1.tenant_key(0)
+    with simulator(scenario, directory) as base:
+        registry = write_yaml(directory / "w1-registry.yaml", w1.registry(base))
+        _say(f"W1 ({w1.items:,} items) served by the simulator at {base}")
+        results["F"] = run_worker(
+            "limit_f",
+            {"base": base, "tenant_id": tenant_guid(0), "client_id": tenant_guid(10_000), "secret": SECRET},
+        )
+        _say(
+            f"  limit F (httpx list + parse): {results['F']['seconds']:.1f}s, "
+            f"{results['F']['items_per_s']:,.0f} items/s"
+        )
+        limit_args = {"scenario": str(scenario), "tenant_id": tenant_guid(0)}
+        with postgres_database("limit_d") as url:
+            results["D"] = run_worker("limit_d", {**limit_args, "url": url})
+        _say(
+            f"  limit D (PostgreSQL COPY + INSERT ON CONFLICT): first {results['D']['first_seconds']:.1f}s, "
+            f"reload {results['D']['reload_seconds']:.1f}s"
+        )
+        results["D_sqlite"] = run_worker(
+            "limit_d", {**limit_args, "url": sqlite_database(directory, "limit_d")}
+        )
+        _say(
+            f"  limit D (SQLite executemany upsert): first {results['D_sqlite']['first_seconds']:.1f}s, "
+            f"reload {results['D_sqlite']['reload_seconds']:.1f}s"
+        )
+        with postgres_database("w1") as url:
+            env = _sync_env(_instance_home(directory, "w1-pg"), url, registry)
+            results["empty"] = run_worker("sync_w1", {"tenant": tenant, "empty": True}, env)
+            _say(f"  empty asset (Dagster's fixed cost): {results['empty']['wall_seconds']:.2f}s")
+            for label in ("first", "second"):
+                results[f"pg_{label}"] = run_worker("sync_w1", {"tenant": tenant}, env)
+                r = results[f"pg_{label}"]
+                _say(
+                    f"  W1 sync PostgreSQL {label}: body {r['body_seconds']:.1f}s, "
+                    f"wall {r['wall_seconds']:.1f}s, "
+                    f"{r['items_per_s']:,.0f} items/s, peak RSS {r['peak_rss_mb']:.0f} MB"
+                )
+            results["missing_w1"] = run_worker(
+                "missing", {"url": url, "registry": str(registry), "tenant": tenant}
+            )
+            _say(
+                f"  missing derivation W1: {results['missing_w1']['seconds']:.2f}s "
+                f"({results['missing_w1']['missing']:,} missing)"
+            )
+        if profile:  # extra runs: the profiler slows what it watches, so it never runs in a measured one
+            with postgres_database("w1_profile") as url:
+                env = _sync_env(_instance_home(directory, "w1-profile"), url, registry)
+                for label in ("first", "second"):
+                    out = directory / f"profile-w1-pg-{label}.txt"
+                    run_worker("sync_w1", {"tenant": tenant, "profile": str(out)}, env)
+                    _say(f"  profile of the W1 {label} sync: benchmarks/profiles/{out.name}")
+        url = sqlite_database(directory, "w1")
+        env = _sync_env(_instance_home(directory, "w1-sqlite"), url, registry)
+        for label in ("first", "second"):
+            results[f"sqlite_{label}"] = run_worker("sync_w1", {"tenant": tenant}, env)
+            r = results[f"sqlite_{label}"]
+            _say(f"  W1 sync SQLite {label}: body {r['body_seconds']:.1f}s, wall {r['wall_seconds']:.1f}s")
+
+
+def bench_w1x10(w: Workload, directory: Path, results: dict[str, Any]) -> None:
+    scenario = write_yaml(directory / "w1x10-scenario.yaml", w.scenario())
+    tenant = w.tenant_key(0)
+    with simulator(scenario, directory) as base, postgres_database("w1x10") as url:
+        registry = write_yaml(directory / "w1x10-registry.yaml", w.registry(base))
+        _say(f"W1x10 ({w.items:,} items) served by the simulator at {base}")
+        env = _sync_env(_instance_home(directory, "w1x10"), url, registry)
+        results["x10"] = r = run_worker("sync_w1", {"tenant": tenant}, env, timeout=3600)
+        _say(f"  W1x10 sync PostgreSQL: body {r['body_seconds']:.1f}s, peak RSS {r['peak_rss_mb']:.0f} MB")
+        results["missing_x10"] = run_worker(
+            "missing", {"url": url, "registry": str(registry), "tenant": tenant}
+        )
+        _say(
+            f"  missing derivation W1x10: {results['missing_x10']['seconds']:.2f}s "
+            f"({results['missing_x10']['missing']:,} missing)"
+        )
+
+
+def bench_w2(w: Workload, directory: Path, results: dict[str, Any]) -> None:
+    scenario = write_yaml(directory / "w2-scenario.yaml", w.scenario())
+    with simulator(scenario, directory) as base, postgres_database("w2") as url:
+        registry = write_yaml(directory / "w2-registry.yaml", w.registry(base))
+        _say(f"W2 ({w.tenants} tenants x {w.items:,} items) served by the simulator at {base}")
+        tenants = [w.tenant_key(i) for i in range(w.tenants)]
+        for label, empty in (("w2_empty", True), ("w2", False)):
+            env = _sync_env(_instance_home(directory, label), url, registry)
+            results[label] = r = run_worker(
+                "w2_queue",
+                {"tenants": tenants, "empty": empty, "home": env["DAGSTER_HOME"]},
+                env,
+                timeout=3600,
+            )
+            _say(
+                f"  {label}: {r['runs']} runs through the queue and the daemon "
+                f"in {r['wall_seconds']:.1f}s ({r.get('status')})"
+            )
+
+
+def _row(name: str, value: str, target: str, ok: bool | None) -> tuple[str, str, str, str]:
+    verdict = "n/a" if ok is None else ("PASS" if ok else "FAIL")
+    return (name, value, target, verdict)
+
+
+def summary(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    f, d = results.get("F"), results.get("D")
+    if f and d:
+        empty = results["empty"]["wall_seconds"]
+        for label, floor_key in (("first", "first_seconds"), ("second", "reload_seconds")):
+            r = results.get(f"pg_{label}")
+            if not r:
+                continue
+            floor = max(f["seconds"], d[floor_key])
+            ratio = r["body_seconds"] / floor
+            rows.append(
+                _row(
+                    f"W1 {label} sync (PostgreSQL) / max(F, D)",
+                    f"{ratio:.2f} ({r['body_seconds']:.1f}s / {floor:.1f}s); wall {r['wall_seconds']:.1f}s - "
+                    f"Dagster {empty:.1f}s = {r['wall_seconds'] - empty:.1f}s",
+                    "<= 1.5",
+                    ratio <= 1.5,
+                )
+            )
+        for label in ("first", "second"):
+            r = results.get(f"sqlite_{label}")
+            if r:
+                rows.append(
+                    _row(
+                        f"W1 {label} sync (SQLite)",
+                        f"{r['body_seconds']:.1f}s, {r['items_per_s']:,.0f} items/s",
+                        "report",
+                        None,
+                    )
+                )
+    first = results.get("pg_first")
+    if first:
+        rss = max(first["peak_rss_mb"], results.get("pg_second", first)["peak_rss_mb"])
+        rows.append(_row("W1 sync peak RSS", f"{rss:.0f} MB", "<= 300 MB", rss <= 300))
+        x10 = results.get("x10")
+        if x10:
+            ratio = x10["peak_rss_mb"] / first["peak_rss_mb"]
+            rows.append(
+                _row(
+                    "W1x10 / W1 peak RSS",
+                    f"{ratio:.2f} ({x10['peak_rss_mb']:.0f} / {first['peak_rss_mb']:.0f} MB)",
+                    "<= 1.25",
+                    ratio <= 1.25,
+                )
+            )
+    m1, m10 = results.get("missing_w1"), results.get("missing_x10")
+    if m1 and m10:
+        ratio = m10["seconds"] / m1["seconds"]
+        rows.append(
+            _row(
+                "missing W1x10 / W1",
+                f"{ratio:.1f} ({m10['seconds']:.2f}s / {m1['seconds']:.2f}s)",
+                "<= 12",
+                ratio <= 12,
+            )
+        )
+    w2, w2e = results.get("w2"), results.get("w2_empty")
+    if w2 and w2e:
+        ratio = w2["wall_seconds"] / w2e["wall_seconds"]
+        rows.append(
+            _row(
+                "W2 / empty-asset queue floor",
+                f"{ratio:.2f} ({w2['wall_seconds']:.0f}s / {w2e['wall_seconds']:.0f}s)",
+                "<= 1.5",
+                ratio <= 1.5,
+            )
+        )
+    elif "w2_error" in results:
+        rows.append(
+            _row("W2 / empty-asset queue floor", f"not measured: {results['w2_error']}", "<= 1.5", None)
+        )
+    return rows
+
+
+SYNC_ROWS = (
+    ("pg_first", "sync PostgreSQL first (body)"),
+    ("pg_second", "sync PostgreSQL second (body)"),
+    ("sqlite_first", "sync SQLite first (body)"),
+    ("sqlite_second", "sync SQLite second (body)"),
+    ("x10", "sync W1x10 PostgreSQL (body)"),
+)
+
+
+def print_table(results: dict[str, Any]) -> None:
+    f, d, dl = results.get("F"), results.get("D"), results.get("D_sqlite")
+    _say("\nside by side (W1)")
+    lines = []
+    if f:
+        lines.append(
+            (
+                "limit F: httpx list + parse",
+                f["seconds"],
+                f["items"] / f["seconds"],
+                f["peak_rss_mb"],
+                f.get("machine_cpu_seconds"),
+            )
+        )
+    if d:
+        lines.append(
+            (
+                "limit D: PostgreSQL first load",
+                d["first_seconds"],
+                d["first_items_per_s"],
+                d["peak_rss_mb"],
+                d.get("first_machine_cpu_seconds"),
+            )
+        )
+        lines.append(
+            (
+                "limit D: PostgreSQL reload",
+                d["reload_seconds"],
+                d["reload_items_per_s"],
+                d["peak_rss_mb"],
+                d.get("reload_machine_cpu_seconds"),
+            )
+        )
+    if dl:
+        lines.append(
+            (
+                "limit D: SQLite first load",
+                dl["first_seconds"],
+                dl["first_items_per_s"],
+                dl["peak_rss_mb"],
+                dl.get("first_machine_cpu_seconds"),
+            )
+        )
+        lines.append(
+            (
+                "limit D: SQLite reload",
+                dl["reload_seconds"],
+                dl["reload_items_per_s"],
+                dl["peak_rss_mb"],
+                dl.get("reload_machine_cpu_seconds"),
+            )
+        )
+    for key, name in SYNC_ROWS:
+        r = results.get(key)
+        if r:
+            lines.append(
+                (name, r["body_seconds"], r["items_per_s"], r["peak_rss_mb"], r.get("machine_cpu_seconds"))
+            )
+    _say(f"{'':34} {'seconds':>8} {'items/s':>9} {'peak RSS MB':>12} {'machine CPU s':>14}")
+    for name, seconds, rate, rss, cpu in lines:
+        cpu_text = f"{cpu:14.1f}" if cpu is not None else f"{'-':>14}"
+        _say(f"{name:34} {seconds:8.1f} {rate:9,.0f} {rss:12.0f} {cpu_text}")
+    _say("\nsummary")
+    rows = summary(results)
+    widths = [max(len(r[i]) for r in rows) if rows else 10 for i in range(4)]
+    for r in [("measure", "value", "target", "verdict"), *rows]:
+        _say("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="W1 20k items, W1x10 200k, W2 20 x 1,000 (a few minutes)"
+    )
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=["w1x10", "w2"], help="leave a workload out"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="pyinstrument profiles of the W1 PostgreSQL syncs"
+    )
+    parser.add_argument("--json", type=Path, help="also write every raw result to this file")
+    args = parser.parse_args(argv)
+    w1 = Workload("W1", 1, 20_000 if args.quick else 100_000)
+    w1x10 = Workload("W1x10", 1, w1.items * 10)
+    w2 = Workload("W2", 20 if args.quick else 100, 1_000)
+    results: dict[str, Any] = {"cpus": os.cpu_count(), "quick": args.quick}
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tenantatlas-bench-") as tmp:
+        directory = Path(tmp)
+        bench_w1(w1, directory, results, args.profile)
+        if "w1x10" not in args.skip:
+            bench_w1x10(w1x10, directory, results)
+        if "w2" not in args.skip:
+            try:
+                bench_w2(w2, directory, results)
+            except Exception as exc:  # noqa: BLE001 - reported in the summary, the rest stands
+                results["w2_error"] = f"{type(exc).__name__}: {str(exc)[-300:]}"
+        if args.profile:
+            for path in directory.glob("profile-*"):
+                shutil.copy(path, PROJECT_ROOT / "benchmarks" / "profiles" / path.name)
+    results["total_seconds"] = time.monotonic() - started
+    print_table(results)
+    _say(f"\n{os.cpu_count()} CPUs; total {results['total_seconds']:.0f}s")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

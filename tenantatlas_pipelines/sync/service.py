@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -83,11 +84,25 @@ class SyncResult:
         return self.outcome.error_codes
 
 
+# ids remembered per type to drop an item Graph repeats on a neighbouring page; bounded, so
+# memory stays flat with the number of items (the upsert is idempotent whatever slips through)
+RECENT_IDS_PER_TYPE = 4096
+
+
 @dataclass(slots=True)
 class _TypeState:
     result: TypeResult
-    seen: set[str] = field(default_factory=set)
+    recent: OrderedDict[str, None] = field(default_factory=OrderedDict)
     item_errors: int = 0
+
+    def first_sighting(self, external_id: str) -> bool:
+        """False for an id seen within the last RECENT_IDS_PER_TYPE items of this type."""
+        if external_id in self.recent:
+            return False
+        self.recent[external_id] = None
+        if len(self.recent) > RECENT_IDS_PER_TYPE:
+            self.recent.popitem(last=False)
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +255,7 @@ class _Run:
             status=status,
             type_results=type_results,
             errors=self.errors,
-            items_observed=sum(len(s.seen) for s in self.states.values()),
+            items_observed=sum(s.result.items for s in self.states.values()),
             items_upserted=self.upserted,
             had_errors=bool(self.errors) or status is not RunStatus.SUCCESS,
         )
@@ -285,9 +300,8 @@ class _Run:
                         ErrorRecord(code=exc.code, message=exc.message, policy_type=policy_type.key)
                     )
                 continue
-            if item.external_id in state.seen:
+            if not state.first_sighting(item.external_id):
                 continue  # Graph repeated the item on another page
-            state.seen.add(item.external_id)
             state.result.dropped_meta_keys += item.dropped_meta_keys
             batch.append(item)
         state.result.items += len(batch)

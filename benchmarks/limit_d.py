@@ -22,7 +22,7 @@ from sqlalchemy import text
 from benchmarks.common import machine_busy_seconds
 from tenantatlas_pipelines.db.engine import make_engine
 from tenantatlas_pipelines.db.records import TenantRecord
-from tenantatlas_pipelines.db.store import InventoryStore
+from tenantatlas_pipelines.db.store import ITEM_UPDATE_COLUMNS, InventoryStore
 from tenantatlas_pipelines.inventory.catalog import CATALOG
 from tenantatlas_pipelines.inventory.normalize import normalize_item
 from tenantatlas_pipelines.simulator.scenario import Scenario, items_for
@@ -31,15 +31,7 @@ COLUMNS = (
     "tenant_id", "policy_type", "external_id", "display_name", "category", "platform",
     "meta_jsonb", "last_seen_at", "last_seen_run_id", "created_at", "updated_at",
 )  # fmt: skip
-UPDATED = (
-    "display_name",
-    "category",
-    "platform",
-    "meta_jsonb",
-    "last_seen_at",
-    "last_seen_run_id",
-    "updated_at",
-)
+UPDATED = ITEM_UPDATE_COLUMNS  # what the store refreshes on a conflict
 
 
 def build_rows(scenario_file: str, tenant_pk: int, run_id: int, now: datetime) -> list[tuple[Any, ...]]:

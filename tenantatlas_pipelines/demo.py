@@ -38,6 +38,7 @@ from tenantatlas_pipelines.inventory.settings import (
     state_dir,
 )
 from tenantatlas_pipelines.sync.graph_factory import set_simulator_generation
+from tenantatlas_pipelines.sync.missing import latest_completed_run
 
 # the simulator's fake client secrets for the bundled demo tenants (not real credentials)
 DEMO_SECRETS = {
@@ -110,7 +111,7 @@ def _report(keys: list[str]) -> pd.DataFrame:
         tenant_key, selection_key = partition_dimensions(key)
         selection = reg.selection(selection_key)
         tenant_pk = store.tenant_pk(tenant_key)
-        run = store.latest_completed_run(tenant_pk, selection.hash())
+        run = latest_completed_run(store, tenant_key, selection)
         missing = store.missing_summary(tenant_pk, selection_key)
         rows.append(
             {

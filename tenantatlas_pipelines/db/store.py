@@ -67,7 +67,7 @@ TENANT_CONTEXT_KEY = "_tenant"  # error_context key of errors that belong to no 
 MISSING_INSERT_BATCH = 1000
 _ACTIVE = (RunStatus.RUNNING.value, RunStatus.PENDING.value)
 _COMPLETED = tuple(sorted(s.value for s in COMPLETED_STATUSES))
-_ITEM_UPDATE_COLUMNS = (
+ITEM_UPDATE_COLUMNS = (
     "display_name",
     "category",
     "platform",
@@ -539,7 +539,7 @@ class InventoryStore:
         stmt = _native_insert(self._dialect, _items)
         return stmt.on_conflict_do_update(
             index_elements=[_items.c.tenant_id, _items.c.policy_type, _items.c.external_id],
-            set_={name: stmt.excluded[name] for name in _ITEM_UPDATE_COLUMNS},
+            set_={name: stmt.excluded[name] for name in ITEM_UPDATE_COLUMNS},
         ).returning(_items.c.id)
 
     @_scoped
@@ -761,7 +761,7 @@ _UNNEST_UPSERT = (
     # the same lock order as the sorted rows of the portable path (code point order)
     'ORDER BY s.external_id COLLATE "C" '
     "ON CONFLICT (tenant_id, policy_type, external_id) DO UPDATE SET "
-    + ", ".join(f"{name} = EXCLUDED.{name}" for name in _ITEM_UPDATE_COLUMNS)
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in ITEM_UPDATE_COLUMNS)
 )
 
 

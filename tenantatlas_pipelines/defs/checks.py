@@ -9,6 +9,7 @@ from tenantatlas_pipelines.defs.assets import inventory_items
 from tenantatlas_pipelines.defs.partitions import inventory_partitions, partition_dimensions
 from tenantatlas_pipelines.defs.resources import InventoryDatabase, RegistryResource
 from tenantatlas_pipelines.inventory.runs import RunStatus
+from tenantatlas_pipelines.sync.missing import latest_completed_run
 
 # partitioned asset checks are a Dagster preview feature, used on purpose (one check per partition)
 warnings.filterwarnings(
@@ -36,8 +37,7 @@ def last_sync_succeeded(
 ) -> dg.AssetCheckResult:
     tenant_key, selection_key = partition_dimensions(context.partition_key)
     store = database.store()
-    selection = registry.load().selection(selection_key)
-    run = store.latest_completed_run(store.tenant_pk(tenant_key), selection.hash())
+    run = latest_completed_run(store, tenant_key, registry.load().selection(selection_key))
     if run is None:
         return dg.AssetCheckResult(
             passed=False,
@@ -69,8 +69,7 @@ def inventory_fresh(
 ) -> dg.AssetCheckResult:
     tenant_key, selection_key = partition_dimensions(context.partition_key)
     store = database.store()
-    selection = registry.load().selection(selection_key)
-    run = store.latest_completed_run(store.tenant_pk(tenant_key), selection.hash())
+    run = latest_completed_run(store, tenant_key, registry.load().selection(selection_key))
     window = timedelta(hours=config.window_hours)
     if run is None or run.finished_at is None:
         return dg.AssetCheckResult(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tenantatlas_pipelines.db.store import InventoryStore, MissingResult
+from tenantatlas_pipelines.db.store import InventoryStore, MissingResult, SyncRunRow
 from tenantatlas_pipelines.inventory.selection import Selection
 
 
@@ -14,3 +14,8 @@ def derive_missing(
     result = store.derive_missing(tenant_pk, selection_key, selection.hash(), selection.resolve())
     store.replace_missing(tenant_pk, selection_key, result)
     return result
+
+
+def latest_completed_run(store: InventoryStore, tenant_key: str, selection: Selection) -> SyncRunRow | None:
+    """The partition's latest completed run: the missing reference, what the checks grade."""
+    return store.latest_completed_run(store.tenant_pk(tenant_key), selection.hash())

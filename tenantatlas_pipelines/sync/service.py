@@ -152,10 +152,11 @@ class SyncService:
         read_secret(request.tenant_key, request.tenant)  # fail before anything is written
         tenant_pk = self.store.ensure_tenant(tenant_record(request.tenant_key, request.tenant))
         correlation_id = str(uuid.uuid4())
+        selection_hash = selection.hash()
         start = self.store.start_run(
             tenant_pk,
             request.selection_key,
-            selection.hash(),
+            selection_hash,
             selection.canonical_json(),
             correlation_id=correlation_id,
             dagster_run_id=request.dagster_run_id,
@@ -163,7 +164,7 @@ class SyncService:
         result = SyncResult(
             run_id=start.run_id,
             status=start.status,
-            selection_hash=selection.hash(),
+            selection_hash=selection_hash,
             correlation_id=correlation_id,
             duration_seconds=0.0,
             policy_types=policy_types,

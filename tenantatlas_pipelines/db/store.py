@@ -152,29 +152,46 @@ class InventoryStore:
         if duplicated:
             raise ConfigError(f"tenant key(s) {', '.join(duplicated)} given more than once")
         now = self.now()
-        try:
-            with self.engine.begin() as conn:
-                if tenants_:
-                    self._upsert_tenants(conn, tenants_, now)
-                conn.execute(
-                    update(tenants)
-                    .where(tenants.c.enabled.is_(True), tenants.c.key.not_in(keys))
-                    .values(enabled=False, updated_at=now)
-                )
-                rows = conn.execute(select(tenants.c.key, tenants.c.id).where(tenants.c.key.in_(keys)))
-                return {key: int(pk) for key, pk in rows}
-        except IntegrityError:
-            raise self._tenant_conflict(tenants_) from None
+
+        def mirror(conn: Connection) -> dict[str, int]:
+            if tenants_:
+                self._upsert_tenants(conn, tenants_, now)
+            conn.execute(
+                update(tenants)
+                .where(tenants.c.enabled.is_(True), tenants.c.key.not_in(keys))
+                .values(enabled=False, updated_at=now)
+            )
+            rows = conn.execute(select(tenants.c.key, tenants.c.id).where(tenants.c.key.in_(keys)))
+            return {key: int(pk) for key, pk in rows}
+
+        return self._tenant_write(tenants_, mirror)
 
     def ensure_tenant(self, tenant: TenantRecord) -> int:
         """Upsert one tenant by key (other tenants untouched); return its ``tenants.id``."""
         now = self.now()
-        try:
-            with self.engine.begin() as conn:
-                self._upsert_tenants(conn, [tenant], now)
-                return int(conn.execute(select(tenants.c.id).where(tenants.c.key == tenant.key)).scalar_one())
-        except IntegrityError:
-            raise self._tenant_conflict([tenant]) from None
+
+        def ensure(conn: Connection) -> int:
+            self._upsert_tenants(conn, [tenant], now)
+            return int(conn.execute(select(tenants.c.id).where(tenants.c.key == tenant.key)).scalar_one())
+
+        return self._tenant_write([tenant], ensure)
+
+    def _tenant_write(self, records: Sequence[TenantRecord], write: Callable[[Connection], _R]) -> _R:
+        """Run a tenants upsert; a unique violation is retried once, then reported as a clash.
+
+        Two processes inserting the same new tenant at once can trip PostgreSQL's unique index
+        on ``tenant_id`` (not the ON CONFLICT arbiter, ``key``) although nothing is wrong: on
+        the retry the row exists and the upsert takes its conflict path. A second violation is
+        a real clash (one Entra tenant under two keys).
+        """
+        for attempt in (1, 2):
+            try:
+                with self.engine.begin() as conn:
+                    return write(conn)
+            except IntegrityError:
+                if attempt == 2:
+                    raise self._tenant_conflict(records) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def tenant_pk(self, key: str) -> int:
         """``tenants.id`` of the tenant ``key``; ``UnknownTenantError`` (a KeyError) if not mirrored."""

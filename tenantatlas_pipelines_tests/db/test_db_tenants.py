@@ -82,3 +82,40 @@ def test_one_entra_tenant_under_two_keys_is_refused_and_nothing_is_written(
         store.ensure_tenant(clash)
     with pytest.raises(ConfigError, match="given more than once"):
         store.mirror_tenants([CONTOSO, CONTOSO])
+
+
+def _racing_upsert(store: InventoryStore, monkeypatch: pytest.MonkeyPatch, failures: int) -> list[int]:
+    """Make the first ``failures`` tenant upserts hit a unique violation, as a concurrent inserter can."""
+    from sqlalchemy.exc import IntegrityError
+
+    calls = [0]
+    original = store._upsert_tenants
+
+    def racing(*args: Any, **kwargs: Any) -> None:
+        calls[0] += 1
+        if calls[0] <= failures:
+            raise IntegrityError("INSERT INTO tenants", {}, Exception("duplicate key on tenant_id"))
+        original(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_upsert_tenants", racing)
+    return calls
+
+
+def test_a_concurrent_insert_of_the_same_tenant_is_retried_not_reported_as_a_clash(
+    store: InventoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _racing_upsert(store, monkeypatch, failures=1)
+    pk = store.ensure_tenant(CONTOSO)
+    assert calls[0] == 2
+    assert store.tenant_pk("contoso") == pk
+    assert store.mirror_tenants([CONTOSO, FABRIKAM])["contoso"] == pk
+
+
+def test_a_unique_violation_that_persists_is_a_clash(
+    store: InventoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _racing_upsert(store, monkeypatch, failures=2)
+    with pytest.raises(ConfigError, match="one key only"):
+        store.ensure_tenant(CONTOSO)
+    assert calls[0] == 2
+    assert _rows(store) == {}

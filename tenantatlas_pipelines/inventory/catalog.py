@@ -7,6 +7,7 @@ the name field, the category rule and the platform rule.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -333,12 +334,16 @@ def odata_type_name(item: Mapping[str, Any]) -> str | None:
     return value[len(_ODATA_PREFIX) :] if value.startswith(_ODATA_PREFIX) else value.lstrip("#")
 
 
+_LOWERED_PREFIXES = tuple((prefix.lower(), platform) for prefix, platform in _PLATFORM_PREFIXES)
+
+
+@functools.lru_cache(maxsize=4096)  # a tenant has a few dozen odata type names; this runs per item
 def _prefix_platform(name: str | None) -> str | None:
     if not name:
         return None
     lowered = name.lower()
-    for prefix, platform in _PLATFORM_PREFIXES:
-        if lowered.startswith(prefix.lower()):
+    for prefix, platform in _LOWERED_PREFIXES:
+        if lowered.startswith(prefix):
             return platform
     return None
 

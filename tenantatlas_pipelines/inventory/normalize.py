@@ -8,7 +8,7 @@ counted, never an exception. An item without a usable id is refused with
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,9 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _storable(text: str) -> str:
-    """``text`` without NUL characters, unpaired surrogates replaced by U+FFFD."""
+    """``text`` without NUL characters, unpaired surrogates replaced by U+FFFD (``text`` itself if clean)."""
+    if text.isascii() and "\x00" not in text:  # the common case: isascii() is O(1) in CPython
+        return text
     if _UNSTORABLE.search(text) is None:
         return text
     return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
@@ -48,10 +50,6 @@ def _int_or_string(value: Any) -> int | str | None:
     return _string(value)
 
 
-def _bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
 def _string_list(value: Any) -> list[str] | None:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
@@ -61,45 +59,67 @@ def _string_list(value: Any) -> list[str] | None:
     return out[:MAX_META_LIST_ITEMS]
 
 
-def _template_family(item: Mapping[str, Any]) -> str | None:
-    return _string(template_family(item))
-
-
-def _template_id(item: Mapping[str, Any]) -> str | None:
-    ref = item.get("templateReference")
-    if isinstance(ref, dict) and isinstance(ref.get("templateId"), str):
-        return _string(ref["templateId"])
-    return _string(item.get("templateId"))
-
-
-# meta key -> (graph keys it consumes, extractor over the whole raw item)
-_Extractor = Callable[[Mapping[str, Any]], Any]
-META_WHITELIST: dict[str, tuple[tuple[str, ...], _Extractor]] = {
-    "odata_type": (("@odata.type",), lambda i: _string(i.get("@odata.type"))),
-    "version": (("version",), lambda i: _int_or_string(i.get("version"))),
-    "role_scope_tag_ids": (("roleScopeTagIds",), lambda i: _string_list(i.get("roleScopeTagIds"))),
-    "platforms": (
-        ("platforms", "platform", "platformType"),
-        lambda i: _string_list(i.get("platforms") if i.get("platforms") is not None else i.get("platform")),
-    ),
-    "technologies": (("technologies",), lambda i: _string_list(i.get("technologies"))),
-    "template_family": (("templateReference",), _template_family),
-    "template_id": (("templateId",), _template_id),
-    "is_assigned": (("isAssigned",), lambda i: _bool(i.get("isAssigned"))),
-    "is_global_script": (("isGlobalScript",), lambda i: _bool(i.get("isGlobalScript"))),
-    "created_at": (("createdDateTime",), lambda i: _string(i.get("createdDateTime"))),
-    "modified_at": (
-        ("lastModifiedDateTime", "modifiedDateTime"),  # conditional access says modifiedDateTime
-        lambda i: _string(i.get("lastModifiedDateTime") or i.get("modifiedDateTime")),
-    ),
-    "publisher": (("publisher",), lambda i: _string(i.get("publisher"))),
-    "publishing_state": (("publishingState",), lambda i: _string(i.get("publishingState"))),
-    "state": (("state",), lambda i: _string(i.get("state"))),
+# meta key -> the Graph keys it consumes (every other key of an item is dropped and counted);
+# ``_meta`` extracts them, in this order
+META_WHITELIST: dict[str, tuple[str, ...]] = {
+    "odata_type": ("@odata.type",),
+    "version": ("version",),
+    "role_scope_tag_ids": ("roleScopeTagIds",),
+    "platforms": ("platforms", "platform", "platformType"),
+    "technologies": ("technologies",),
+    "template_family": ("templateReference",),
+    "template_id": ("templateId",),
+    "is_assigned": ("isAssigned",),
+    "is_global_script": ("isGlobalScript",),
+    "created_at": ("createdDateTime",),
+    "modified_at": ("lastModifiedDateTime", "modifiedDateTime"),  # conditional access: modifiedDateTime
+    "publisher": ("publisher",),
+    "publishing_state": ("publishingState",),
+    "state": ("state",),
 }
 _CONSUMED: frozenset[str] = frozenset(
     {"id", "displayName", "name", "@odata.context", "@odata.etag"}
-    | {key for keys, _ in META_WHITELIST.values() for key in keys}
+    | {key for keys in META_WHITELIST.values() for key in keys}
 )
+
+
+def _meta(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The whitelisted meta of one item (straight-line: this runs for every item of a sync)."""
+    get = raw.get
+    meta: dict[str, Any] = {}
+    value: Any
+    if (value := _string(get("@odata.type"))) is not None:
+        meta["odata_type"] = value
+    if (value := _int_or_string(get("version"))) is not None:
+        meta["version"] = value
+    if tags := _string_list(get("roleScopeTagIds")):
+        meta["role_scope_tag_ids"] = tags
+    platforms = get("platforms")
+    if platforms := _string_list(platforms if platforms is not None else get("platform")):
+        meta["platforms"] = platforms
+    if technologies := _string_list(get("technologies")):
+        meta["technologies"] = technologies
+    ref = get("templateReference")
+    if (value := _string(template_family(raw))) is not None:
+        meta["template_family"] = value
+    template = ref.get("templateId") if isinstance(ref, dict) else None
+    if (value := _string(template if isinstance(template, str) else get("templateId"))) is not None:
+        meta["template_id"] = value
+    if isinstance(value := get("isAssigned"), bool):
+        meta["is_assigned"] = value
+    if isinstance(value := get("isGlobalScript"), bool):
+        meta["is_global_script"] = value
+    if (value := _string(get("createdDateTime"))) is not None:
+        meta["created_at"] = value
+    if (value := _string(get("lastModifiedDateTime") or get("modifiedDateTime"))) is not None:
+        meta["modified_at"] = value
+    if (value := _string(get("publisher"))) is not None:
+        meta["publisher"] = value
+    if (value := _string(get("publishingState"))) is not None:
+        meta["publishing_state"] = value
+    if (value := _string(get("state"))) is not None:
+        meta["state"] = value
+    return meta
 
 
 @dataclass(slots=True)
@@ -124,33 +144,29 @@ def normalize_item(policy_type: PolicyType, raw: Mapping[str, Any]) -> Normalize
         raise ItemInvalidError(
             f"{policy_type.key}: item id is longer than {MAX_EXTERNAL_ID_CHARS} characters; skipped"
         )
-    if _UNSTORABLE.search(external_id) is not None:
+    if _storable(external_id) is not external_id:
         raise ItemInvalidError(
             f"{policy_type.key}: item id holds a NUL character or an unpaired surrogate; skipped"
         )
 
-    warnings: list[str] = []
+    warnings: list[str] | None = None
     name = raw.get(policy_type.name_field)
     if name is None and policy_type.name_field != "displayName":
         name = raw.get("displayName")
     display_name: str | None
     if isinstance(name, str):
         display_name = _storable(name)
-        if display_name != name:
-            warnings.append("display_name_sanitized")
+        if display_name is not name:
+            warnings = ["display_name_sanitized"]
         if len(display_name) > MAX_DISPLAY_NAME_CHARS:
             display_name = display_name[:MAX_DISPLAY_NAME_CHARS]
-            warnings.append("display_name_truncated")
+            warnings = [*(warnings or ()), "display_name_truncated"]
     else:
         display_name = None
-        warnings.append("display_name_missing")
+        warnings = ["display_name_missing"]
 
-    meta: dict[str, Any] = {}
-    for meta_key, (_, extract) in META_WHITELIST.items():
-        value = extract(raw)
-        if value is not None and value != []:
-            meta[meta_key] = value
-    dropped = sum(1 for key in raw if key not in _CONSUMED)
+    meta = _meta(raw)
+    dropped = len(raw.keys() - _CONSUMED)
     if warnings:
         meta["warnings"] = warnings
 

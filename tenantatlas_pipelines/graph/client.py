@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+import orjson
 
 from tenantatlas_pipelines.graph.auth import DEFAULT_REFRESH_MARGIN, Credential, TokenProvider
 from tenantatlas_pipelines.graph.clouds import CloudEndpoints, origin_of
@@ -158,14 +159,16 @@ class GraphClient:
         """
         self._open()
         budget = RetryBudget(self._retry, self._clock)
-        link: str | None = self.first_url(policy_type)
-        seen: set[str] = set()
+        link = self.first_url(policy_type)
+        url: httpx.URL | None = httpx.URL(link)
+        seen: set[str] = {link}
         page_number = 0
-        while link is not None:
-            seen.add(link)
+        while url is not None:
             page_number += 1
-            fetched = await self._fetch(link, policy_type, budget)
-            self._check_next_link(fetched.next_link, seen, policy_type, page_number)
+            fetched = await self._fetch(url, policy_type, budget)
+            url = self._check_next_link(fetched.next_link, seen, policy_type, page_number)
+            if fetched.next_link is not None:
+                seen.add(fetched.next_link)
             logger.debug(
                 "%s page %d: %d items (%d excluded)",
                 policy_type.key,
@@ -173,7 +176,6 @@ class GraphClient:
                 len(fetched.items),
                 fetched.excluded,
             )
-            link = fetched.next_link
             page = GraphPage(policy_type.key, fetched.items, page_number, fetched.retries, fetched.excluded)
             del fetched
             yield page
@@ -181,9 +183,10 @@ class GraphClient:
 
     def _check_next_link(
         self, link: str | None, seen: set[str], policy_type: PolicyType, page_number: int
-    ) -> None:
+    ) -> httpx.URL | None:
+        """The next page's URL, parsed once; a ``GraphInvalidResponse`` if it must not be followed."""
         if link is None:
-            return
+            return None
         problem: str | None = None
         url: httpx.URL | None = None
         try:
@@ -199,21 +202,18 @@ class GraphClient:
                 problem = "@odata.nextLink repeats an earlier link (a paging loop)"
             elif page_number >= self._max_pages:
                 problem = f"more than {self._max_pages} pages: stopped"
-        if problem is not None:
+        if problem is not None or url is None:
             raise GraphInvalidResponse.build(
                 f"{problem} after page {page_number}",
                 policy_type=policy_type.key,
                 path=httpx.URL(self.first_url(policy_type)).path,
             )
+        return url
 
-    async def _fetch(self, url: str, policy_type: PolicyType, budget: RetryBudget) -> _Fetched:
+    async def _fetch(self, url: httpx.URL, policy_type: PolicyType, budget: RetryBudget) -> _Fetched:
         response, retries = await self._get(url, policy_type, budget)
         path = response.request.url.path
-        body: Any = None
-        try:
-            body = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
-            body = None
+        body = _parse_json(response.content)
         problem: str | None = None
         if body is None:
             problem = "the answer is not valid JSON"
@@ -232,12 +232,12 @@ class GraphClient:
         return _Fetched(items, len(value) - len(items), body.get("@odata.nextLink"), retries)
 
     async def _get(
-        self, url: str, policy_type: PolicyType, budget: RetryBudget
+        self, url: httpx.URL, policy_type: PolicyType, budget: RetryBudget
     ) -> tuple[httpx.Response, int]:
         """GET ``url`` with retries; on a 401, refresh the token once and try again."""
         http, tokens = self._open()
-        path = httpx.URL(url).path
-        authorised = origin_of(httpx.URL(url)) == self._graph_origin
+        path = url.path
+        authorised = origin_of(url) == self._graph_origin
         sent_tokens: list[str] = []
 
         async def send() -> httpx.Response:
@@ -267,6 +267,22 @@ class GraphClient:
             if response.is_success:
                 return response, retries
             raise error_from_response(response, policy_type.key)
+
+
+def _parse_json(content: bytes) -> Any:
+    """The page's JSON, or None if it is not JSON.
+
+    orjson parses a page in about half the time of the standard library; what it refuses
+    (an unpaired surrogate escape, NaN, ...) the standard library decides, as before.
+    """
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 async def _read_detached(http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:

@@ -239,7 +239,7 @@ def test_the_token_goes_only_to_the_configured_graph_origin() -> None:
                 "http://other.local:8080/v1.0/x",  # other host
                 "http://GRAPH.local:8080/v1.0/x",  # the same origin
             ):
-                await client._get(url, DCP, budget)
+                await client._get(httpx.URL(url), DCP, budget)
 
     run(body)
     assert [h.get("authorization") for h in graph_headers] == [None, None, None, "Bearer tok-abcdefgh"]

@@ -29,7 +29,7 @@ class UnknownRunError(_NotFound):
 class RunNotRunningError(StoreError):
     """The run is no longer running (finished, failed, or taken over after its lease expired).
 
-    Raised by ``heartbeat``, ``upsert_items`` and ``finish_run``: a process that lost its
+    Raised by ``heartbeat``, ``upsert_items``, ``upsert_batches`` and ``finish_run``: a process that lost its
     lease must stop writing for that run.
     """
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -21,7 +20,6 @@ from sqlalchemy import Insert, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.elements import ColumnElement
 
 from tenantatlas_pipelines.db.clock import Clock, as_utc, utcnow
@@ -32,6 +30,7 @@ from tenantatlas_pipelines.db.errors import (
     UnknownRunError,
     UnknownTenantError,
 )
+from tenantatlas_pipelines.db.item_upsert import STATEMENTS, ItemKey, parameters
 from tenantatlas_pipelines.db.missing import NO_REFERENCE_REASON, assess_confidence
 from tenantatlas_pipelines.db.records import (
     MissingResult,
@@ -67,15 +66,6 @@ TENANT_CONTEXT_KEY = "_tenant"  # error_context key of errors that belong to no 
 MISSING_INSERT_BATCH = 1000
 _ACTIVE = (RunStatus.RUNNING.value, RunStatus.PENDING.value)
 _COMPLETED = tuple(sorted(s.value for s in COMPLETED_STATUSES))
-ITEM_UPDATE_COLUMNS = (
-    "display_name",
-    "category",
-    "platform",
-    "meta_jsonb",
-    "last_seen_at",
-    "last_seen_run_id",
-    "updated_at",
-)
 _runs = inventory_sync_runs
 _items = inventory_items
 _missing = inventory_missing_items
@@ -120,7 +110,6 @@ class InventoryStore:
         self.missing_batch_size = MISSING_INSERT_BATCH
         self._clock = clock
         self._dialect = engine.dialect.name
-        self._item_upsert = self._build_item_upsert()
 
     # -- time and transactions ------------------------------------------------------------
 
@@ -547,19 +536,6 @@ class InventoryStore:
 
     # -- items -----------------------------------------------------------------------------
 
-    def _build_item_upsert(self) -> ReturningInsert[tuple[int]]:
-        """``INSERT ... ON CONFLICT (tenant_id, policy_type, external_id) DO UPDATE ... RETURNING id``.
-
-        RETURNING makes SQLAlchemy send a batch as multi-row INSERTs ("insertmanyvalues",
-        up to 1000 rows per statement) instead of one round trip per row.
-        """
-        stmt = _native_insert(self._dialect, _items)
-        return stmt.on_conflict_do_update(
-            index_elements=[_items.c.tenant_id, _items.c.policy_type, _items.c.external_id],
-            set_={name: stmt.excluded[name] for name in ITEM_UPDATE_COLUMNS},
-        ).returning(_items.c.id)
-
-    @_scoped
     def upsert_items(
         self,
         tenant_pk: int,
@@ -573,39 +549,29 @@ class InventoryStore:
         Duplicate ids in the batch collapse (the last one wins). The run must be running
         (its lease is renewed in the same transaction), else ``RunNotRunningError``.
         """
-        if not items:
+        return self.upsert_batches(tenant_pk, run_id, {policy_type: items}, seen_at)
+
+    @_scoped
+    def upsert_batches(
+        self,
+        tenant_pk: int,
+        run_id: int,
+        batches: Mapping[str, Sequence[NormalizedItem]],
+        seen_at: datetime,
+    ) -> int:
+        """``upsert_items`` for several policy types at once: one statement, one transaction."""
+        latest: dict[ItemKey, NormalizedItem] = {}
+        for policy_type, items in batches.items():
+            for item in items:
+                latest[policy_type, item.external_id] = item
+        if not latest:
             return 0
         seen_at = as_utc(seen_at)
-        latest: dict[str, NormalizedItem] = {}
-        for item in items:
-            latest[item.external_id] = item
         now = self.now()
-        if self._dialect == "postgresql":
-            with self.engine.begin() as conn:
-                self._touch(conn, tenant_pk, run_id, now)
-                _unnest_upsert(conn, tenant_pk, run_id, policy_type, latest, seen_at, now)
-            return len(latest)
-        rows = [
-            {
-                "tenant_id": tenant_pk,
-                "policy_type": policy_type,
-                "external_id": external_id,
-                "display_name": item.display_name,
-                "category": item.category,
-                "platform": item.platform,
-                "meta_jsonb": item.meta,
-                "last_seen_at": seen_at,
-                "last_seen_run_id": run_id,
-                "created_at": now,
-                "updated_at": now,
-            }
-            # sorted: concurrent runs of overlapping selections lock rows in one order (no deadlock)
-            for external_id, item in sorted(latest.items())
-        ]
         with self.engine.begin() as conn:
             self._touch(conn, tenant_pk, run_id, now)
-            conn.execute(self._item_upsert, rows).all()
-        return len(rows)
+            conn.execute(STATEMENTS[self._dialect], parameters(tenant_pk, run_id, latest, seen_at, now))
+        return len(latest)
 
     @_scoped
     def count_items(self, tenant_pk: int, policy_types: Collection[str] | None = None) -> int:
@@ -764,53 +730,3 @@ class InventoryStore:
 
 
 _TENANT_FIELDS = ("tenant_id", "display_name", "cloud", "enabled")
-
-
-# -- the PostgreSQL bulk path of upsert_items -------------------------------------------------
-
-_UNNEST_UPSERT = (
-    "INSERT INTO inventory_items (tenant_id, policy_type, external_id, display_name, category, platform, "
-    "meta_jsonb, last_seen_at, last_seen_run_id, created_at, updated_at) "
-    "SELECT %(tenant)s, %(policy_type)s, s.external_id, s.display_name, s.category, s.platform, "
-    "s.meta::jsonb, %(seen_at)s, %(run_id)s, %(now)s, %(now)s "
-    "FROM unnest(%(ids)s::text[], %(names)s::text[], %(categories)s::text[], %(platforms)s::text[], "
-    "%(metas)s::text[]) AS s(external_id, display_name, category, platform, meta) "
-    # the same lock order as the sorted rows of the portable path (code point order)
-    'ORDER BY s.external_id COLLATE "C" '
-    "ON CONFLICT (tenant_id, policy_type, external_id) DO UPDATE SET "
-    + ", ".join(f"{name} = EXCLUDED.{name}" for name in ITEM_UPDATE_COLUMNS)
-)
-
-
-def _unnest_upsert(
-    conn: Connection,
-    tenant_pk: int,
-    run_id: int,
-    policy_type: str,
-    latest: dict[str, NormalizedItem],
-    seen_at: datetime,
-    now: datetime,
-) -> None:
-    """One ``INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT`` for the whole batch.
-
-    The same rows, values and transaction as the portable statement, but five array
-    parameters instead of eleven bound parameters per row: the driver sends the batch as
-    one statement and SQLAlchemy processes no per-row parameters (the sync's hottest path
-    on PostgreSQL; see benchmarks/README.md).
-    """
-    items = latest.values()
-    conn.exec_driver_sql(
-        _UNNEST_UPSERT,
-        {
-            "tenant": tenant_pk,
-            "policy_type": policy_type,
-            "seen_at": seen_at,
-            "run_id": run_id,
-            "now": now,
-            "ids": list(latest),
-            "names": [item.display_name for item in items],
-            "categories": [item.category for item in items],
-            "platforms": [item.platform for item in items],
-            "metas": [json.dumps(item.meta) for item in items],
-        },
-    )

@@ -43,8 +43,30 @@ def test_repeating_a_batch_creates_no_duplicates_and_refreshes_last_seen(
         assert row["created_at"] == before[key]["created_at"]
         assert row["last_seen_run_id"] == second_run != first_run
         assert row["last_seen_at"] == seen_at > before[key]["last_seen_at"]
-        assert row["updated_at"] > before[key]["updated_at"]
     assert after["deviceConfiguration", "b"]["display_name"] == "Renamed"
+
+
+def test_updated_at_moves_only_when_an_items_content_changes(
+    store: InventoryStore, syncs: SyncDriver, tenant_factory: Any
+) -> None:
+    tenant = tenant_factory()
+    syncs.sync(tenant, {"deviceConfiguration": ["same", "renamed", "new_meta", "new_platform"]})
+    before = _items(store.engine, tenant)
+    run = syncs.start(tenant)
+    renamed = make_item("renamed", "Another name")
+    new_platform = make_item("new_platform")
+    new_platform.platform = "macOS"
+    batch = [make_item("same"), renamed, make_item("new_meta", version=2), new_platform]
+    store.upsert_items(tenant, run, "deviceConfiguration", batch, store.now())
+
+    after = _items(store.engine, tenant)
+    key = "deviceConfiguration"
+    assert after[key, "same"]["updated_at"] == before[key, "same"]["updated_at"]
+    assert after[key, "same"]["last_seen_run_id"] == run  # seen: the missing derivation relies on it
+    for changed in ("renamed", "new_meta", "new_platform"):
+        assert after[key, changed]["updated_at"] > before[key, changed]["updated_at"], changed
+    assert after[key, "new_meta"]["meta_jsonb"]["version"] == 2
+    assert after[key, "new_platform"]["platform"] == "macOS"
 
 
 def test_duplicate_ids_inside_one_batch_collapse_and_the_last_one_wins(
@@ -89,6 +111,52 @@ def test_a_batch_is_written_with_one_insert_statement(
     assert len(inserts) == 1
     assert "ON CONFLICT (tenant_id, policy_type, external_id) DO UPDATE" in inserts[0]
     assert store.count_items(tenant) == 1000
+
+
+def test_several_policy_types_go_in_one_statement_and_each_keeps_its_own_rows(
+    store: InventoryStore, syncs: SyncDriver, tenant_factory: Any
+) -> None:
+    tenant = tenant_factory()
+    run = syncs.start(tenant)
+    inserts: list[str] = []
+
+    def capture(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO INVENTORY_ITEMS"):
+            inserts.append(statement)
+
+    batches = {
+        "deviceConfiguration": [make_item("x"), make_item("y")],
+        "windowsUpdateRing": [make_item("x", "Ring x")],
+    }
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        assert store.upsert_batches(tenant, run, batches, store.now()) == 3
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    assert len(inserts) == 1
+    rows = _items(store.engine, tenant)
+    dc, ring = "deviceConfiguration", "windowsUpdateRing"
+    assert set(rows) == {(dc, "x"), (dc, "y"), (ring, "x")}
+    assert rows["windowsUpdateRing", "x"]["display_name"] == "Ring x"
+    assert store.upsert_batches(tenant, run, {"deviceConfiguration": []}, store.now()) == 0
+
+
+def test_text_nulls_and_large_numbers_survive_the_batch_document(
+    store: InventoryStore, syncs: SyncDriver, tenant_factory: Any
+) -> None:
+    tenant = tenant_factory()
+    run = syncs.start(tenant)
+    quoted = make_item("q\"uote\\d", 'Zürich \u2013 "quoted" \\ back\tslash \U0001f600')
+    nameless = make_item("nameless")
+    nameless.display_name = None
+    nameless.platform = None
+    huge = make_item("huge", version=2**70, flags=[True, False], nested={"k": [1, "two"]})
+    store.upsert_items(tenant, run, "deviceConfiguration", [quoted, nameless, huge], store.now())
+    rows = _items(store.engine, tenant)
+    assert rows["deviceConfiguration", 'q"uote\\d']["display_name"] == quoted.display_name
+    assert rows["deviceConfiguration", "nameless"]["display_name"] is None
+    assert rows["deviceConfiguration", "nameless"]["platform"] is None
+    assert rows["deviceConfiguration", "huge"]["meta_jsonb"] == huge.meta
 
 
 def test_meta_jsonb_and_timestamps_round_trip_as_json_and_aware_utc(

@@ -42,6 +42,7 @@ from tenantatlas_pipelines.inventory.runs import (
 from tenantatlas_pipelines.inventory.selection import Selection
 from tenantatlas_pipelines.registry import KEY_FIX, TenantEntry, read_secret, valid_key
 from tenantatlas_pipelines.sync.tenants import tenant_record
+from tenantatlas_pipelines.sync.write_buffer import Batch, WriteBuffer
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,8 @@ class _TypeState:
 
 @dataclass(frozen=True, slots=True)
 class SyncSettings:
-    batch_size: int = 1000  # items per upsert statement
+    batch_size: int = 1000  # items buffered before an upsert starts (more while one runs)
+    max_buffered_items: int = 20_000  # the writer waits for the database beyond this (memory)
     queue_pages: int = 16  # pages buffered between fetchers and the writer
     heartbeat_seconds: float = 30.0
 
@@ -315,41 +317,40 @@ class _Run:
             self.errors.append(_with_type(exc.record, None))
 
     async def _write(self) -> None:
-        """Normalise queued pages into batched upserts; after a failure keep draining so no fetcher blocks.
+        """Normalise queued pages into the write buffer; after a failure keep draining so no fetcher blocks.
 
-        One upsert runs (in a thread) while the next pages are normalised; never two at once.
+        A flusher task writes the buffer, one upsert (in a thread) at a time, while this
+        keeps normalising: the fetchers wait on the database only when the buffer is full.
         """
-        buffers: dict[str, list[NormalizedItem]] = {}
-        size = self.settings.batch_size
-        pending: asyncio.Task[None] | None = None
+        buffer = WriteBuffer(self.settings.batch_size, self.settings.max_buffered_items)
+        flusher = asyncio.create_task(self._flush(buffer))
         try:
             while (entry := await self.queue.get()) is not None:
                 if self.write_error is not None:
                     continue
                 policy_type, raw_items = entry
                 items = self._normalize(policy_type, self.states[policy_type.key], raw_items)
-                if not items:
-                    continue
-                buffer = buffers.setdefault(policy_type.key, [])
-                buffer.extend(items)
-                if len(buffer) >= size:
-                    buffers[policy_type.key] = []
-                    if pending is not None:
-                        await pending
-                    pending = asyncio.create_task(self._upsert(policy_type.key, buffer))
-            if pending is not None:
-                await pending
-            for key, buffer in buffers.items():
-                if buffer and self.write_error is None:
-                    await self._upsert(key, buffer)
+                if items:
+                    await buffer.add(policy_type.key, items)
+                # let the fetchers run: a fetcher whose page just arrived sends its next request
+                # now, not after every queued page is normalised (paging a type is sequential,
+                # so each delay here lengthens the longest type's chain of requests)
+                await asyncio.sleep(0)
+            buffer.close()
+            await flusher
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
+            if not flusher.done():
+                flusher.cancel()
 
-    async def _upsert(self, policy_type: str, items: list[NormalizedItem]) -> None:
+    async def _flush(self, buffer: WriteBuffer) -> None:
+        while (batch := await buffer.next_batch()) is not None:
+            if self.write_error is None:  # after a failure, batches are dropped: the run is failing
+                await self._upsert(batch)
+
+    async def _upsert(self, batches: Batch) -> None:
         try:
             self.upserted += await asyncio.to_thread(
-                self.store.upsert_items, self.tenant_pk, self.run_id, policy_type, items, self.seen_at
+                self.store.upsert_batches, self.tenant_pk, self.run_id, batches, self.seen_at
             )
         except Exception as exc:  # noqa: BLE001 - kept and re-raised by execute()
             self.write_error = exc

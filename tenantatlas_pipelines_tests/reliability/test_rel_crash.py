@@ -132,10 +132,10 @@ def test_terminating_the_syncs_postgres_session_mid_run_fails_the_run_and_loses_
         killed: list[int] = []
 
         def kill_own_session(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-            # upsert_items renews the lease first, in the same transaction as the item rows
+            # upsert_batches renews the lease first, in the same transaction as the item rows
             if statement.lstrip().startswith("UPDATE inventory_sync_runs SET heartbeat_at"):
                 inserts["n"] += 1
-                if inserts["n"] == 3:
+                if inserts["n"] == 2:
                     pid = cursor.connection.get_backend_pid()
                     with admin.connect() as a:
                         assert a.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()

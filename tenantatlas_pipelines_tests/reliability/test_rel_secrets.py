@@ -84,16 +84,16 @@ def test_no_secret_or_issued_token_reaches_any_table_log_or_output_after_failing
     tokens |= echo_sim.issued_tokens
     # a crash whose exception text carries the token and the secret
     crash_sim = simulator()
-    original = store.upsert_items
+    original = store.upsert_batches
 
     def crash(*args: Any, **kwargs: Any) -> int:
         token = next(iter(crash_sim.issued_tokens))
         raise RuntimeError(f"write failed; headers={{'Authorization': 'Bearer {token}'}} secret {SECRET_A}")
 
-    monkeypatch.setattr(store, "upsert_items", crash)
+    monkeypatch.setattr(store, "upsert_batches", crash)
     with pytest.raises(RuntimeError) as crashed:
         sync(service(store, crash_sim))
-    monkeypatch.setattr(store, "upsert_items", original)
+    monkeypatch.setattr(store, "upsert_batches", original)
     raised.append(safe_message(crashed.value))
     tokens |= crash_sim.issued_tokens
 

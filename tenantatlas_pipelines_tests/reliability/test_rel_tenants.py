@@ -53,15 +53,15 @@ def _work_for_tenant_a(store: InventoryStore, engine: Engine, monkeypatch: pytes
     partial = simulator(tenant_scenario(faults=[storm]), tenant_scenario(tenant_id=TENANT_B), generation=2)
     assert sync(service(store, partial)).status is RunStatus.PARTIAL
     derive_missing(store, "a", "rel", SELECTION)
-    original = store.upsert_items
+    original = store.upsert_batches
 
     def broken(*args: Any, **kwargs: Any) -> int:
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(store, "upsert_items", broken)
+    monkeypatch.setattr(store, "upsert_batches", broken)
     with pytest.raises(RuntimeError):
         sync(service(store, sim))
-    monkeypatch.setattr(store, "upsert_items", original)
+    monkeypatch.setattr(store, "upsert_batches", original)
     tenant_pk = store.tenant_pk("a")
     held = store.start_run(
         tenant_pk, "rel", SELECTION.hash(), SELECTION.canonical_json(), dagster_run_id="d-1"

@@ -198,15 +198,15 @@ def test_a_database_failure_mid_run_marks_the_run_failed_and_keeps_the_inventory
     sync()
     before = _ids(store, "a", "mobileApp")
     calls = {"n": 0}
-    original = store.upsert_items
+    original = store.upsert_batches
 
     def flaky(*args: object, **kwargs: object) -> int:
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 2:
             raise RuntimeError("connection lost: Authorization: Bearer leaked-token-123456")
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store, "upsert_items", flaky)
+    monkeypatch.setattr(store, "upsert_batches", flaky)
     sim.advance()
     with pytest.raises(RuntimeError):
         sync()

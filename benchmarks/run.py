@@ -42,6 +42,13 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+def _say_methods(database: str, d: dict[str, Any]) -> None:
+    for name, m in d["methods"].items():
+        first, reload = m["first_seconds"], m["reload_seconds"]
+        _say(f"  limit D ({database}, {name}): first {first:.1f}s, reload {reload:.1f}s")
+    _say(f"  limit D ({database}): the best first load is {d['first_method']}, reload {d['reload_method']}")
+
+
 def _sync_env(home: Path, url: str, registry: Path) -> dict[str, str]:
     return {
         "DAGSTER_HOME": str(home),
@@ -68,17 +75,11 @@ def bench_w1(w1: Workload, directory: Path, results: dict[str, Any], profile: bo
         limit_args = {"scenario": str(scenario), "tenant_id": tenant_guid(0)}
         with postgres_database("limit_d") as url:
             results["D"] = run_worker("limit_d", {**limit_args, "url": url})
-        _say(
-            f"  limit D (PostgreSQL COPY + INSERT ON CONFLICT): first {results['D']['first_seconds']:.1f}s, "
-            f"reload {results['D']['reload_seconds']:.1f}s"
-        )
+        _say_methods("PostgreSQL", results["D"])
         results["D_sqlite"] = run_worker(
             "limit_d", {**limit_args, "url": sqlite_database(directory, "limit_d")}
         )
-        _say(
-            f"  limit D (SQLite executemany upsert): first {results['D_sqlite']['first_seconds']:.1f}s, "
-            f"reload {results['D_sqlite']['reload_seconds']:.1f}s"
-        )
+        _say_methods("SQLite", results["D_sqlite"])
         with postgres_database("w1") as url:
             env = _sync_env(_instance_home(directory, "w1-pg"), url, registry)
             results["empty"] = run_worker("sync_w1", {"tenant": tenant, "empty": True}, env)
@@ -254,44 +255,22 @@ def print_table(results: dict[str, Any]) -> None:
                 f.get("machine_cpu_seconds"),
             )
         )
-    if d:
-        lines.append(
-            (
-                "limit D: PostgreSQL first load",
-                d["first_seconds"],
-                d["first_items_per_s"],
-                d["peak_rss_mb"],
-                d.get("first_machine_cpu_seconds"),
-            )
-        )
-        lines.append(
-            (
-                "limit D: PostgreSQL reload",
-                d["reload_seconds"],
-                d["reload_items_per_s"],
-                d["peak_rss_mb"],
-                d.get("reload_machine_cpu_seconds"),
-            )
-        )
-    if dl:
-        lines.append(
-            (
-                "limit D: SQLite first load",
-                dl["first_seconds"],
-                dl["first_items_per_s"],
-                dl["peak_rss_mb"],
-                dl.get("first_machine_cpu_seconds"),
-            )
-        )
-        lines.append(
-            (
-                "limit D: SQLite reload",
-                dl["reload_seconds"],
-                dl["reload_items_per_s"],
-                dl["peak_rss_mb"],
-                dl.get("reload_machine_cpu_seconds"),
-            )
-        )
+    for database, limit in (("PostgreSQL", d), ("SQLite", dl)):
+        if not limit:
+            continue
+        for method, m in limit["methods"].items():
+            n = limit["items"]
+            for label, key in (("first load", "first"), ("reload", "reload")):
+                best = " (best)" if limit[f"{key}_method"] == method else ""
+                lines.append(
+                    (
+                        f"limit D: {database} {method}, {label}{best}",
+                        m[f"{key}_seconds"],
+                        n / m[f"{key}_seconds"],
+                        limit["peak_rss_mb"],
+                        m.get(f"{key}_machine_cpu_seconds"),
+                    )
+                )
     for key, name in SYNC_ROWS:
         r = results.get(key)
         if r:

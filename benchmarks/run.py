@@ -90,7 +90,8 @@ def bench_w1(w1: Workload, directory: Path, results: dict[str, Any], profile: bo
                 _say(
                     f"  W1 sync PostgreSQL {label}: body {r['body_seconds']:.1f}s, "
                     f"wall {r['wall_seconds']:.1f}s, "
-                    f"{r['items_per_s']:,.0f} items/s, peak RSS {r['peak_rss_mb']:.0f} MB"
+                    f"{r['items_per_s']:,.0f} items/s, peak RSS {r['peak_rss_mb']:.0f} MB, "
+                    f"WAL {r['wal_mb']:.0f} MB ({1e6 * r['wal_mb'] / r['stored']:,.0f} bytes per item)"
                 )
             results["missing_w1"] = run_worker(
                 "missing", {"url": url, "registry": str(registry), "tenant": tenant}

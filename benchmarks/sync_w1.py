@@ -44,6 +44,7 @@ def work(args: dict[str, Any]) -> dict[str, Any]:
 
         profiler = Profiler(interval=0.002, async_mode="disabled")
         profiler.start()
+    wal_before = _wal_lsn(store)
     busy = machine_busy_seconds()
     own = time.process_time()
     started = time.perf_counter()
@@ -75,4 +76,18 @@ def work(args: dict[str, Any]) -> dict[str, Any]:
         with store.engine.connect() as conn:
             out["stored"] = int(conn.execute(text("SELECT count(*) FROM inventory_items")).scalar_one())
         out["items_per_s"] = out["stored"] / body
+        if wal_before is not None:
+            with store.engine.connect() as conn:
+                wal = conn.execute(
+                    text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), CAST(:lsn AS pg_lsn))"),
+                    {"lsn": wal_before},
+                ).scalar_one()
+            out["wal_mb"] = float(wal) / 1e6  # what the database wrote to its log for this sync
     return out
+
+
+def _wal_lsn(store: Any) -> str | None:
+    if store.engine.dialect.name != "postgresql":
+        return None
+    with store.engine.connect() as conn:
+        return str(conn.execute(text("SELECT pg_current_wal_lsn()")).scalar_one())

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Insert, and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -30,7 +30,7 @@ from tenantatlas_pipelines.db.errors import (
     UnknownRunError,
     UnknownTenantError,
 )
-from tenantatlas_pipelines.db.item_upsert import STATEMENTS, ItemKey, parameters
+from tenantatlas_pipelines.db.json_batches import STATEMENTS, ItemKey, MissingBatch, parameters
 from tenantatlas_pipelines.db.missing import NO_REFERENCE_REASON, assess_confidence
 from tenantatlas_pipelines.db.records import (
     MissingResult,
@@ -638,39 +638,28 @@ class InventoryStore:
             raise ValueError(f"the reference run {reference.id} belongs to another tenant")
         if result.rows and (reference is None or result.confidence is None):
             raise ValueError("missing rows need a reference run and a confidence")
-        now = self.now()
-        rows = (
-            []
-            if reference is None
-            else [
-                {
-                    "tenant_id": tenant_pk,
-                    "selection_key": selection_key,
-                    "selection_hash": reference.selection_hash,
-                    "sync_run_id": reference.id,
-                    "inventory_item_id": row.inventory_item_id,
-                    "policy_type": row.policy_type,
-                    "external_id": row.external_id,
-                    "display_name": row.display_name,
-                    "last_seen_at": row.last_seen_at,
-                    "confidence": str(result.confidence),
-                    "confidence_reason": result.confidence_reason,
-                    "created_at": now,
-                }
-                for row in result.rows
-            ]
-        )
         with self.engine.begin() as conn:
             conn.execute(
                 delete(_missing).where(
                     _missing.c.tenant_id == tenant_pk, _missing.c.selection_key == selection_key
                 )
             )
-            insert: Insert = _missing.insert()
+            if reference is None or result.confidence is None or not result.rows:
+                return 0
+            batch = MissingBatch(
+                self._dialect,
+                tenant_pk,
+                selection_key,
+                reference.selection_hash,
+                reference.id,
+                str(result.confidence),
+                result.confidence_reason,
+                self.now(),
+            )
             size = self.missing_batch_size
-            for start in range(0, len(rows), size):
-                conn.execute(insert, rows[start : start + size])
-        return len(rows)
+            for start in range(0, len(result.rows), size):
+                conn.execute(batch.statement, batch.parameters(result.rows[start : start + size]))
+        return len(result.rows)
 
     @_scoped
     def missing_summary(self, tenant_pk: int, selection_key: str) -> MissingSummary:

@@ -146,7 +146,7 @@ def test_text_nulls_and_large_numbers_survive_the_batch_document(
 ) -> None:
     tenant = tenant_factory()
     run = syncs.start(tenant)
-    quoted = make_item("q\"uote\\d", 'Zürich \u2013 "quoted" \\ back\tslash \U0001f600')
+    quoted = make_item('q"uote\\d', 'Zürich \u2013 "quoted" \\ back\tslash \U0001f600')
     nameless = make_item("nameless")
     nameless.display_name = None
     nameless.platform = None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from db_support import SyncDriver, selection_hash
+from db_support import SyncDriver, make_item, selection_hash
 from sqlalchemy import event
 
 from tenantatlas_pipelines.db.store import InventoryStore, MissingResult
@@ -209,3 +210,32 @@ def test_missing_summary_reports_the_stored_partition(
     assert APP in summary.confidence_reason
     empty = store.missing_summary(tenant, "other")
     assert (empty.count, empty.confidence, empty.reference_run_id) == (0, None, None)
+
+
+def test_stored_missing_rows_are_exactly_the_derived_rows(
+    store: InventoryStore, syncs: SyncDriver, tenant_factory: Any
+) -> None:
+    tenant = tenant_factory()
+    run = syncs.start(tenant)
+    seen_at = datetime(2026, 1, 5, 7, 59, 58, 123456, tzinfo=UTC)  # microseconds survive
+    quoted = make_item('q"uote', 'Zürich \u2013 "quoted" \\ tab\t')
+    nameless = make_item("nameless")
+    nameless.display_name = None
+    store.upsert_items(tenant, run, DC, [quoted, nameless, make_item("kept")], seen_at)
+    store.finish_run(tenant, run, syncs.outcome({DC: ['q"uote', "nameless", "kept"]}))
+    syncs.sync(tenant, {DC: ["kept"]})
+    result = _missing(store, tenant)
+    assert store.replace_missing(tenant, "all", result) == 2
+
+    stored = {r["external_id"]: r for r in store.missing_rows(tenant, "all")}
+    assert set(stored) == {'q"uote', "nameless"}
+    for row in result.rows:
+        got = stored[row.external_id]
+        assert got["inventory_item_id"] == row.inventory_item_id
+        assert got["policy_type"] == row.policy_type
+        assert got["display_name"] == row.display_name
+        assert got["last_seen_at"] == row.last_seen_at == seen_at
+        assert got["sync_run_id"] == result.reference_run.id  # type: ignore[union-attr]
+        assert got["confidence"] == str(result.confidence)
+    assert stored['q"uote']["display_name"] == 'Zürich \u2013 "quoted" \\ tab\t'
+    assert stored["nameless"]["display_name"] is None

@@ -1,4 +1,6 @@
-"""The item upsert: a whole batch (one or more policy types) in one statement, sent as one JSON document.
+"""Bulk writes sent as one JSON document: the item upsert and the missing rows.
+
+The item upsert writes a whole batch (one or more policy types) in one statement.
 
 The batch travels as a single JSON array (``[{"t": policy type, "i": id, "n": name,
 "c": category, "p": platform, "m": meta}, ...]``) that the database unpacks itself
@@ -15,12 +17,15 @@ What a refresh writes: an unchanged item gets its ``last_seen_at`` and
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Final
 
 import orjson
 from sqlalchemy import TextClause, bindparam, text
 
+from tenantatlas_pipelines.db.clock import as_utc
+from tenantatlas_pipelines.db.records import MissingRow
 from tenantatlas_pipelines.db.types import UtcDateTime
 from tenantatlas_pipelines.inventory.normalize import NormalizedItem
 
@@ -102,3 +107,81 @@ def parameters(
 ) -> dict[str, Any]:
     rows = batch_document(items)
     return {"tenant": tenant_pk, "seen_at": seen_at, "run_id": run_id, "now": now, "rows": rows}
+
+
+# -- the missing rows of a partition ------------------------------------------------------------
+
+_MISSING_INSERTED = (
+    "tenant_id, selection_key, selection_hash, sync_run_id, inventory_item_id, policy_type, "
+    "external_id, display_name, last_seen_at, confidence, confidence_reason, created_at"
+)
+_MISSING_CONSTANTS = ":tenant, :selection_key, :selection_hash, :run_id"
+_MISSING_TAIL = ":confidence, :reason, :now"
+
+
+def _missing_statement(dialect: str) -> TextClause:
+    if dialect == "postgresql":
+        source = (
+            f"SELECT {_MISSING_CONSTANTS}, s.k, s.t, s.i, s.n, s.l, {_MISSING_TAIL} "
+            "FROM json_to_recordset(CAST(:rows AS json)) "
+            "AS s(k bigint, t text, i text, n text, l timestamptz)"
+        )
+    else:
+        fields = ", ".join(f"s.value ->> '$.{f}'" for f in "ktinl")
+        source = f"SELECT {_MISSING_CONSTANTS}, {fields}, {_MISSING_TAIL} FROM json_each(:rows) AS s"
+    sql = f"INSERT INTO inventory_missing_items ({_MISSING_INSERTED}) {source}"
+    return text(sql).bindparams(bindparam("now", type_=UtcDateTime()))
+
+
+MISSING_STATEMENTS: Final[Mapping[str, TextClause]] = {
+    "postgresql": _missing_statement("postgresql"),
+    "sqlite": _missing_statement("sqlite"),
+}
+
+
+def _stamp(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return lambda at: as_utc(at).isoformat()
+    # SQLite keeps naive UTC in SQLAlchemy's fixed-width text form (see db/types.py)
+    return lambda at: as_utc(at).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class MissingBatch:
+    """The constant part of a partition's missing rows; ``parameters`` adds one chunk of rows."""
+
+    def __init__(
+        self,
+        dialect: str,
+        tenant_pk: int,
+        selection_key: str,
+        selection_hash: str,
+        run_id: int,
+        confidence: str,
+        reason: str,
+        now: datetime,
+    ) -> None:
+        self.statement = MISSING_STATEMENTS[dialect]
+        self._stamp = _stamp(dialect)
+        self._constants = {
+            "tenant": tenant_pk,
+            "selection_key": selection_key,
+            "selection_hash": selection_hash,
+            "run_id": run_id,
+            "confidence": confidence,
+            "reason": reason,
+            "now": now,
+        }
+
+    def parameters(self, rows: Sequence[MissingRow]) -> dict[str, Any]:
+        stamp = self._stamp
+        document = [
+            {
+                "k": r.inventory_item_id,
+                "t": r.policy_type,
+                "i": r.external_id,
+                "n": r.display_name,
+                "l": stamp(r.last_seen_at),
+            }
+            for r in rows
+        ]
+        return {**self._constants, "rows": orjson.dumps(document).decode()}

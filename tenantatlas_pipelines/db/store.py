@@ -30,7 +30,7 @@ from tenantatlas_pipelines.db.errors import (
     UnknownRunError,
     UnknownTenantError,
 )
-from tenantatlas_pipelines.db.json_batches import STATEMENTS, ItemKey, MissingBatch, parameters
+from tenantatlas_pipelines.db.json_batches import STATEMENTS, MissingBatch, parameters
 from tenantatlas_pipelines.db.missing import NO_REFERENCE_REASON, assess_confidence
 from tenantatlas_pipelines.db.records import (
     MissingResult,
@@ -560,18 +560,19 @@ class InventoryStore:
         seen_at: datetime,
     ) -> int:
         """``upsert_items`` for several policy types at once: one statement, one transaction."""
-        latest: dict[ItemKey, NormalizedItem] = {}
-        for policy_type, items in batches.items():
-            for item in items:
-                latest[policy_type, item.external_id] = item
-        if not latest:
+        # each id once per type: the last one wins
+        latest = {
+            key: list({i.external_id: i for i in items}.values()) for key, items in batches.items() if items
+        }
+        count = sum(map(len, latest.values()))
+        if not count:
             return 0
         seen_at = as_utc(seen_at)
         now = self.now()
         with self.engine.begin() as conn:
             self._touch(conn, tenant_pk, run_id, now)
             conn.execute(STATEMENTS[self._dialect], parameters(tenant_pk, run_id, latest, seen_at, now))
-        return len(latest)
+        return count
 
     @_scoped
     def count_items(self, tenant_pk: int, policy_types: Collection[str] | None = None) -> int:

@@ -88,8 +88,9 @@ def _meta(raw: Mapping[str, Any]) -> dict[str, Any]:
     get = raw.get
     meta: dict[str, Any] = {}
     value: Any
-    if (value := _string(get("@odata.type"))) is not None:
-        meta["odata_type"] = value
+    for meta_key, graph_key in _PLAIN_STRINGS_BEFORE:
+        if isinstance(value := get(graph_key), str):
+            meta[meta_key] = _storable(value[:MAX_META_STRING_CHARS])
     if (value := _int_or_string(get("version"))) is not None:
         meta["version"] = value
     if tags := _string_list(get("roleScopeTagIds")):
@@ -100,26 +101,36 @@ def _meta(raw: Mapping[str, Any]) -> dict[str, Any]:
     if technologies := _string_list(get("technologies")):
         meta["technologies"] = technologies
     ref = get("templateReference")
-    if (value := _string(template_family(raw))) is not None:
-        meta["template_family"] = value
-    template = ref.get("templateId") if isinstance(ref, dict) else None
-    if (value := _string(template if isinstance(template, str) else get("templateId"))) is not None:
-        meta["template_id"] = value
+    if isinstance(ref, dict):
+        if (value := _string(template_family(raw))) is not None:
+            meta["template_family"] = value
+        template = ref.get("templateId")
+        value = template if isinstance(template, str) else get("templateId")
+    else:
+        value = get("templateId")
+    if isinstance(value, str):
+        meta["template_id"] = _storable(value[:MAX_META_STRING_CHARS])
     if isinstance(value := get("isAssigned"), bool):
         meta["is_assigned"] = value
     if isinstance(value := get("isGlobalScript"), bool):
         meta["is_global_script"] = value
-    if (value := _string(get("createdDateTime"))) is not None:
-        meta["created_at"] = value
-    if (value := _string(get("lastModifiedDateTime") or get("modifiedDateTime"))) is not None:
-        meta["modified_at"] = value
-    if (value := _string(get("publisher"))) is not None:
-        meta["publisher"] = value
-    if (value := _string(get("publishingState"))) is not None:
-        meta["publishing_state"] = value
-    if (value := _string(get("state"))) is not None:
-        meta["state"] = value
+    if isinstance(value := get("createdDateTime"), str):
+        meta["created_at"] = _storable(value[:MAX_META_STRING_CHARS])
+    if isinstance(value := get("lastModifiedDateTime") or get("modifiedDateTime"), str):
+        meta["modified_at"] = _storable(value[:MAX_META_STRING_CHARS])
+    for meta_key, graph_key in _PLAIN_STRINGS_AFTER:
+        if isinstance(value := get(graph_key), str):
+            meta[meta_key] = _storable(value[:MAX_META_STRING_CHARS])
     return meta
+
+
+# plain string keys, before and after the others (the order meta keys are written in)
+_PLAIN_STRINGS_BEFORE = (("odata_type", "@odata.type"),)
+_PLAIN_STRINGS_AFTER = (
+    ("publisher", "publisher"),
+    ("publishing_state", "publishingState"),
+    ("state", "state"),
+)
 
 
 @dataclass(slots=True)

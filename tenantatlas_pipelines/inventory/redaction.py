@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+import orjson
+
 REDACTED = "[REDACTED]"
 
 _SECRET_FIELDS = (
@@ -71,6 +73,17 @@ def forget_secrets() -> None:
     """Test helper: clear the registered exact values."""
     with _known_lock:
         _known_secrets.clear()
+
+
+def json_contains_known_secret(document: bytes) -> bool:
+    """Whether a JSON document (as orjson writes it, UTF-8) holds a registered secret in a string.
+
+    JSON escapes each character on its own, so a string holding a secret holds the secret's
+    escaped form: one byte search per secret, no walk over the document's values.
+    """
+    with _known_lock:
+        known = tuple(_known_secrets)
+    return any(orjson.dumps(secret)[1:-1] in document for secret in known)
 
 
 def contains_known_secret(text: str) -> bool:

@@ -4,6 +4,7 @@ import base64
 import json
 import logging
 
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,6 +13,7 @@ from tenantatlas_pipelines.inventory.redaction import (
     REDACTED,
     RedactingFilter,
     forget_secrets,
+    json_contains_known_secret,
     redact,
     redact_value,
     register_secret,
@@ -115,3 +117,16 @@ def test_error_records_strip_the_query_and_truncate_messages() -> None:
     )
     assert record.path == "/beta/deviceManagement/intents"
     assert len(record.message) <= 500
+
+
+@given(secret=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=6, max_size=40))
+def test_a_registered_secret_is_found_in_any_string_of_a_json_document(secret: str) -> None:
+    forget_secrets()
+    register_secret(secret)
+    try:
+        document = orjson.dumps([("name", {"a": [f'x"{secret}\\y'], "b": 7}), (None, {})])
+        assert json_contains_known_secret(document)
+        clean = orjson.dumps([("?", {"k": ["?"]})])
+        assert not json_contains_known_secret(clean)
+    finally:
+        forget_secrets()

@@ -119,6 +119,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+SIMULATOR_PIDS: dict[str, int] = {}  # base URL -> the simulator process serving it
+
+
+def simulator_cpu_seconds(base: str) -> float:
+    """CPU seconds the simulator serving ``base`` has used so far (Graph's side: not ours)."""
+    import psutil  # type: ignore[import-untyped]
+
+    times = psutil.Process(SIMULATOR_PIDS[base]).cpu_times()
+    return float(times.user + times.system)
+
+
 @contextmanager
 def simulator(scenario_file: Path, log_dir: Path) -> Iterator[str]:
     """Serve the scenario from a separate simulator process on a loopback port; yields its base URL."""
@@ -138,6 +149,7 @@ def simulator(scenario_file: Path, log_dir: Path) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+    SIMULATOR_PIDS[base] = proc.pid
     try:
         deadline = time.monotonic() + 30
         while True:

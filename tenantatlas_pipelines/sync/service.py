@@ -117,7 +117,7 @@ class _TypeState:
 @dataclass(frozen=True, slots=True)
 class SyncSettings:
     batch_size: int = 1000  # items buffered before an upsert starts (more while one runs)
-    max_buffered_items: int = 20_000  # the writer waits for the database beyond this (memory)
+    max_buffered_items: int = 5_000  # the writer waits for the database beyond this (memory)
     queue_pages: int = 16  # pages buffered between fetchers and the writer
     heartbeat_seconds: float = 30.0
 

@@ -136,12 +136,9 @@ inventory_missing_items = Table(
         nullable=False,
         comment="the reference run",
     ),
-    Column(
-        "inventory_item_id",
-        BigInteger,
-        ForeignKey("inventory_items.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    # a plain reference (no foreign key): the set is rewritten from the catalog by every
+    # derivation, and a key check per row would lock a catalog row per missing item
+    Column("inventory_item_id", BigInteger, nullable=False),
     Column("policy_type", String(64), nullable=False),
     Column("external_id", String(255), nullable=False),
     Column("display_name", String(1024), nullable=True),

@@ -49,7 +49,7 @@ from tenantatlas_pipelines.inventory.runs import (
 )
 from tenantatlas_pipelines.inventory.selection import Selection
 from tenantatlas_pipelines.registry import KEY_FIX, TenantEntry, read_secret, valid_key
-from tenantatlas_pipelines.sync.allocator import pin_mmap_threshold
+from tenantatlas_pipelines.sync.process_memory import prepare_process
 from tenantatlas_pipelines.sync.tenants import tenant_record
 from tenantatlas_pipelines.sync.write_buffer import Batch, WriteBuffer
 
@@ -119,7 +119,7 @@ class _TypeState:
 class SyncSettings:
     batch_size: int = 1000  # items buffered before an upsert starts (more while one runs)
     max_buffered_items: int = 5_000  # the writer waits for the database beyond this (memory)
-    pin_mmap_threshold: bool = True  # see sync/allocator.py (process-wide, once)
+    prepare_process: bool = True  # process-wide memory settings, once (sync/process_memory.py)
     queue_pages: int = 16  # pages buffered between fetchers and the writer
     heartbeat_seconds: float = 30.0
 
@@ -139,8 +139,8 @@ class SyncService:
 
     def run(self, request: SyncRequest) -> SyncResult:
         """Run one sync to completion (blocking)."""
-        if self.settings.pin_mmap_threshold:
-            pin_mmap_threshold()  # flat memory however long the sync (sync/allocator.py)
+        if self.settings.prepare_process:
+            prepare_process()  # flat memory, a cheaper garbage collector (sync/process_memory.py)
         return asyncio.run(self.run_async(request))
 
     async def run_async(self, request: SyncRequest) -> SyncResult:

@@ -318,10 +318,11 @@ def print_table(results: dict[str, Any]) -> None:
             lines.append(
                 (name, r["body_seconds"], r["items_per_s"], r["peak_rss_mb"], r.get("machine_cpu_seconds"))
             )
-    _say(f"{'':34} {'seconds':>8} {'items/s':>9} {'peak RSS MB':>12} {'machine CPU s':>14}")
+    width = max((len(line[0]) for line in lines), default=34)
+    _say(f"{'':{width}} {'seconds':>8} {'items/s':>9} {'peak RSS MB':>12} {'machine CPU s':>14}")
     for name, seconds, rate, rss, cpu in lines:
         cpu_text = f"{cpu:14.1f}" if cpu is not None else f"{'-':>14}"
-        _say(f"{name:34} {seconds:8.1f} {rate:9,.0f} {rss:12.0f} {cpu_text}")
+        _say(f"{name:{width}} {seconds:8.1f} {rate:9,.0f} {rss:12.0f} {cpu_text}")
     _say("\nsummary")
     rows = summary(results)
     widths = [max(len(r[i]) for r in rows) if rows else 10 for i in range(4)]

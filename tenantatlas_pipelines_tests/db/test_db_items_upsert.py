@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -21,6 +23,22 @@ def _items(engine: Engine, tenant_pk: int) -> dict[tuple[str, str], dict[str, An
             select(inventory_items).where(inventory_items.c.tenant_id == tenant_pk)
         ).mappings()
         return {(r["policy_type"], r["external_id"]): dict(r) for r in rows}
+
+
+@contextmanager
+def _item_inserts(engine: Engine) -> Iterator[list[str]]:
+    """The INSERT statements into inventory_items sent while the block runs."""
+    inserts: list[str] = []
+
+    def capture(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO INVENTORY_ITEMS"):
+            inserts.append(statement)
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield inserts
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
 
 
 def test_repeating_a_batch_creates_no_duplicates_and_refreshes_last_seen(
@@ -96,18 +114,9 @@ def test_a_batch_is_written_with_one_insert_statement(
 ) -> None:
     tenant = tenant_factory()
     run = syncs.start(tenant)
-    inserts: list[str] = []
-
-    def capture(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO INVENTORY_ITEMS"):
-            inserts.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", capture)
-    try:
+    with _item_inserts(store.engine) as inserts:
         batch = [make_item(f"id-{i:04d}") for i in range(1000)]
         assert store.upsert_items(tenant, run, "deviceConfiguration", batch, store.now()) == 1000
-    finally:
-        event.remove(store.engine, "before_cursor_execute", capture)
     assert len(inserts) == 1
     assert "ON CONFLICT (tenant_id, policy_type, external_id) DO UPDATE" in inserts[0]
     assert store.count_items(tenant) == 1000
@@ -118,21 +127,12 @@ def test_several_policy_types_go_in_one_statement_and_each_keeps_its_own_rows(
 ) -> None:
     tenant = tenant_factory()
     run = syncs.start(tenant)
-    inserts: list[str] = []
-
-    def capture(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO INVENTORY_ITEMS"):
-            inserts.append(statement)
-
     batches = {
         "deviceConfiguration": [make_item("x"), make_item("y")],
         "windowsUpdateRing": [make_item("x", "Ring x")],
     }
-    event.listen(store.engine, "before_cursor_execute", capture)
-    try:
+    with _item_inserts(store.engine) as inserts:
         assert store.upsert_batches(tenant, run, batches, store.now()) == 3
-    finally:
-        event.remove(store.engine, "before_cursor_execute", capture)
     assert len(inserts) == 1
     rows = _items(store.engine, tenant)
     dc, ring = "deviceConfiguration", "windowsUpdateRing"

@@ -123,6 +123,15 @@ class SyncSettings:
     queue_pages: int = 16  # pages buffered between fetchers and the writer
     heartbeat_seconds: float = 30.0
 
+    def __post_init__(self) -> None:
+        if not 0 < self.batch_size <= self.max_buffered_items:
+            raise ValueError(
+                f"SyncSettings: batch_size ({self.batch_size}) must be positive and at most "
+                f"max_buffered_items ({self.max_buffered_items}); raise max_buffered_items with it"
+            )
+        if self.queue_pages < 1 or self.heartbeat_seconds <= 0:
+            raise ValueError("SyncSettings: queue_pages must be at least 1 and heartbeat_seconds positive")
+
 
 class SyncService:
     """Runs syncs against one store; a Graph client is made per run by ``graph_factory``."""

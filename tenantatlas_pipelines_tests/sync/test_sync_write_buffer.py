@@ -84,3 +84,13 @@ def test_flush_at_must_be_positive_and_within_the_bound() -> None:
         WriteBuffer(flush_at=0, max_items=10)
     with pytest.raises(ValueError, match="flush_at"):
         WriteBuffer(flush_at=11, max_items=10)
+
+
+def test_sync_settings_refuse_a_batch_larger_than_the_buffer_and_name_the_fix() -> None:
+    from tenantatlas_pipelines.sync.service import SyncSettings
+
+    with pytest.raises(ValueError, match="raise max_buffered_items"):
+        SyncSettings(batch_size=10_000)
+    assert SyncSettings(batch_size=10_000, max_buffered_items=20_000).batch_size == 10_000
+    with pytest.raises(ValueError, match="queue_pages"):
+        SyncSettings(queue_pages=0)

@@ -17,64 +17,55 @@ What a refresh writes: an unchanged item gets its ``last_seen_at`` and
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 import orjson
 from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy.engine import Dialect
 
-from tenantatlas_pipelines.db.clock import as_utc
 from tenantatlas_pipelines.db.records import MissingRow
 from tenantatlas_pipelines.db.types import UtcDateTime
 from tenantatlas_pipelines.inventory.normalize import NormalizedItem
 
-# written on every refresh of an existing item
-ITEM_UPDATE_COLUMNS: Final = (
-    "display_name",
-    "category",
-    "platform",
-    "meta_jsonb",
-    "last_seen_at",
-    "last_seen_run_id",
-    "updated_at",
-)
 # what the item says; ``updated_at`` moves only when one of these changes
 CONTENT_COLUMNS: Final = ("display_name", "category", "platform", "meta_jsonb")
+# written on every refresh of an existing item, besides ``updated_at``
+_REFRESHED: Final = (*CONTENT_COLUMNS, "last_seen_at", "last_seen_run_id")
 _INSERTED = (
     "tenant_id, policy_type, external_id, display_name, category, platform, "
     "meta_jsonb, last_seen_at, last_seen_run_id, created_at, updated_at"
 )
 _CONFLICT = "ON CONFLICT (tenant_id, policy_type, external_id) DO UPDATE SET "
+# the text fields of a NormalizedItem the statement reads (then ``meta``, as JSON)
+_TEXT_FIELDS = ("external_id", "display_name", "category", "platform")
 
 
 def update_clause(dialect: str) -> str:
     """The ``DO UPDATE SET`` list: refresh every column, keep ``updated_at`` if the content is the same."""
     same = " IS NOT DISTINCT FROM " if dialect == "postgresql" else " IS "
     unchanged = " AND ".join(f"inventory_items.{c}{same}excluded.{c}" for c in CONTENT_COLUMNS)
-    refreshed = [f"{c} = excluded.{c}" for c in ITEM_UPDATE_COLUMNS if c != "updated_at"]
+    refreshed = [f"{c} = excluded.{c}" for c in _REFRESHED]
     updated = (
         f"updated_at = CASE WHEN {unchanged} THEN inventory_items.updated_at ELSE excluded.updated_at END"
     )
     return ", ".join([*refreshed, updated])
 
 
-_FIELDS = "external_id text, display_name text, category text, platform text, meta jsonb"
-
-
 def _statement(dialect: str) -> TextClause:
     if dialect == "postgresql":
+        fields = ", ".join(f"s.{f}" for f in _TEXT_FIELDS)
+        columns = ", ".join(f"{f} text" for f in _TEXT_FIELDS)
         source = (
-            "SELECT :tenant, t.key, s.external_id, s.display_name, s.category, s.platform, s.meta, "
-            ":seen_at, :run_id, :now, :now "
-            f"FROM json_each(CAST(:rows AS json)) AS t, json_to_recordset(t.value) AS s({_FIELDS}) "
+            f"SELECT :tenant, t.key, {fields}, s.meta, :seen_at, :run_id, :now, :now "
+            "FROM json_each(CAST(:rows AS json)) AS t, "
+            f"json_to_recordset(t.value) AS s({columns}, meta jsonb) "
             # the same lock order in every run (code point order): overlapping runs cannot deadlock
             'ORDER BY t.key COLLATE "C", s.external_id COLLATE "C" '
         )
     else:
-        fields = ", ".join(
-            f"s.value ->> '$.{f}'" for f in ("external_id", "display_name", "category", "platform")
-        )
+        fields = ", ".join(f"s.value ->> '$.{f}'" for f in _TEXT_FIELDS)
         source = (
             f"SELECT :tenant, t.key, {fields}, s.value -> '$.meta', :seen_at, :run_id, :now, :now "
             # WHERE true: SQLite's upsert after INSERT ... SELECT needs a WHERE to parse
@@ -146,11 +137,15 @@ MISSING_STATEMENTS: Final[Mapping[str, TextClause]] = {
 }
 
 
-def _stamp(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return lambda at: as_utc(at).isoformat()
-    # SQLite keeps naive UTC in SQLAlchemy's fixed-width text form (see db/types.py)
-    return lambda at: as_utc(at).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+def _stamp(dialect: Dialect) -> Callable[[datetime], str]:
+    """A timestamp as the column's own type binds it on ``dialect``, as text for the document.
+
+    SQLite: naive UTC in SQLAlchemy's fixed-width text form; PostgreSQL: aware UTC, which
+    ``timestamptz`` reads back exactly.
+    """
+    process = UtcDateTime().bind_processor(dialect)
+    assert process is not None  # a TypeDecorator always has one
+    return lambda at: str(process(at))
 
 
 class MissingBatch:
@@ -158,7 +153,7 @@ class MissingBatch:
 
     def __init__(
         self,
-        dialect: str,
+        dialect: Dialect,
         tenant_pk: int,
         selection_key: str,
         selection_hash: str,
@@ -167,7 +162,7 @@ class MissingBatch:
         reason: str,
         now: datetime,
     ) -> None:
-        self.statement = MISSING_STATEMENTS[dialect]
+        self.statement = MISSING_STATEMENTS[dialect.name]
         self._stamp = _stamp(dialect)
         self._constants = {
             "tenant": tenant_pk,

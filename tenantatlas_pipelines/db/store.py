@@ -648,7 +648,7 @@ class InventoryStore:
             if reference is None or result.confidence is None or not result.rows:
                 return 0
             batch = MissingBatch(
-                self._dialect,
+                self.engine.dialect,
                 tenant_pk,
                 selection_key,
                 reference.selection_hash,

@@ -1,6 +1,7 @@
 """The inventory schema (contract section 3): the model the Alembic migrations create.
 
-Four tables, nothing else. Constraint and index names are fixed by the naming
+Four catalog tables (``TABLES``) and the two tables of the Graph budget shared by every
+process (``BUDGET_TABLES``), nothing else. Constraint and index names are fixed by the naming
 convention so that migrations and ``compare_metadata`` agree on both dialects.
 """
 
@@ -11,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -155,5 +157,29 @@ inventory_missing_items = Table(
     comment="Materialised missing set, replaced atomically per partition (tenant, selection key)",
 )
 
+graph_budget_buckets = Table(
+    "graph_budget_buckets",
+    metadata,
+    Column("entra_tenant_id", String(64), primary_key=True),
+    Column("rate_class", String(64), primary_key=True),
+    Column("tokens", Double, nullable=False, comment="requests that may start now"),
+    Column("refilled_at", UtcDateTime, nullable=False),
+    comment="Graph request budget: one token bucket per (Entra tenant, rate class), all processes",
+)
+
+graph_budget_leases = Table(
+    "graph_budget_leases",
+    metadata,
+    Column("entra_tenant_id", String(64), primary_key=True),
+    Column("holder", String(64), primary_key=True, comment="one process's ledger"),
+    Column("slots", Integer, nullable=False, comment="in-flight slots granted"),
+    Column("wanted", Integer, nullable=False, comment="slots the holder could use"),
+    Column("expires_at", UtcDateTime, nullable=False),
+    comment="Graph in-flight bound: slots leased per (Entra tenant, process); expired leases are free",
+)
+
 TABLES = (tenants, inventory_sync_runs, inventory_items, inventory_missing_items)
 TABLE_NAMES = frozenset(t.name for t in TABLES)
+# the Graph budget shared by every process (db/graph_budget.py): keyed by Entra tenant id,
+# not tenant-scoped catalog data (no ``tenant_id`` column, no row-level security)
+BUDGET_TABLES = (graph_budget_buckets, graph_budget_leases)

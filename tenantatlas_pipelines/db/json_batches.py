@@ -12,6 +12,8 @@ arrays and against ``COPY`` in benchmarks/README.md.
 What a refresh writes: an unchanged item gets its ``last_seen_at`` and
 ``last_seen_run_id`` (the missing derivation needs them) and keeps ``updated_at``;
 ``updated_at`` moves only when the name, category, platform or meta changed.
+``last_seen_at`` never moves backwards, and ``last_seen_run_id`` follows only a forward
+move (``update_assignments``).
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ from tenantatlas_pipelines.inventory.normalize import NormalizedItem
 
 # what the item says; ``updated_at`` moves only when one of these changes
 CONTENT_COLUMNS: Final = ("display_name", "category", "platform", "meta_jsonb")
-# written on every refresh of an existing item, besides ``updated_at``
-_REFRESHED: Final = (*CONTENT_COLUMNS, "last_seen_at", "last_seen_run_id")
 _INSERTED = (
     "tenant_id, policy_type, external_id, display_name, category, platform, "
     "meta_jsonb, last_seen_at, last_seen_run_id, created_at, updated_at"
@@ -40,17 +40,49 @@ _INSERTED = (
 _CONFLICT = "ON CONFLICT (tenant_id, policy_type, external_id) DO UPDATE SET "
 # the text fields of a NormalizedItem the statement reads (then ``meta``, as JSON)
 _TEXT_FIELDS = ("external_id", "display_name", "category", "platform")
+_STORED = "inventory_items."
+_NEW = "excluded."
+
+
+def _same(dialect: str) -> str:
+    """The null-safe equality operator of ``dialect``."""
+    return " IS NOT DISTINCT FROM " if dialect == "postgresql" else " IS "
+
+
+def _later(dialect: str, column: str) -> str:
+    """The later of the stored and the new value (both non-null timestamps)."""
+    function = "GREATEST" if dialect == "postgresql" else "max"  # SQLite: the two-argument scalar max
+    return f"{function}({_STORED}{column}, {_NEW}{column})"
+
+
+def update_assignments(dialect: str) -> dict[str, str]:
+    """The ``DO UPDATE SET`` assignments, column -> SQL expression (in statement order).
+
+    - content columns take the new value;
+    - ``last_seen_at`` never moves backwards: two runs of different selections of one tenant
+      may overlap and write an item in either order; the item keeps the later time
+      (contract section 4, "Monotonic last_seen");
+    - ``last_seen_run_id`` follows only a strictly later ``last_seen_at``;
+    - ``updated_at`` moves only when a content column changed.
+
+    Every right-hand side reads the row as it was before this statement (both dialects).
+    Extend by adding entries: ``update_clause`` joins them.
+    """
+    same = _same(dialect)
+    unchanged = " AND ".join(f"{_STORED}{c}{same}{_NEW}{c}" for c in CONTENT_COLUMNS)
+    forward = f"{_NEW}last_seen_at > {_STORED}last_seen_at"
+    assignments = {c: f"{_NEW}{c}" for c in CONTENT_COLUMNS}
+    assignments["last_seen_at"] = _later(dialect, "last_seen_at")
+    assignments["last_seen_run_id"] = (
+        f"CASE WHEN {forward} THEN {_NEW}last_seen_run_id ELSE {_STORED}last_seen_run_id END"
+    )
+    assignments["updated_at"] = f"CASE WHEN {unchanged} THEN {_STORED}updated_at ELSE {_NEW}updated_at END"
+    return assignments
 
 
 def update_clause(dialect: str) -> str:
-    """The ``DO UPDATE SET`` list: refresh every column, keep ``updated_at`` if the content is the same."""
-    same = " IS NOT DISTINCT FROM " if dialect == "postgresql" else " IS "
-    unchanged = " AND ".join(f"inventory_items.{c}{same}excluded.{c}" for c in CONTENT_COLUMNS)
-    refreshed = [f"{c} = excluded.{c}" for c in _REFRESHED]
-    updated = (
-        f"updated_at = CASE WHEN {unchanged} THEN inventory_items.updated_at ELSE excluded.updated_at END"
-    )
-    return ", ".join([*refreshed, updated])
+    """The ``DO UPDATE SET`` list of ``update_assignments``."""
+    return ", ".join(f"{column} = {value}" for column, value in update_assignments(dialect).items())
 
 
 def _statement(dialect: str) -> TextClause:

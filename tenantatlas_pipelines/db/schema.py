@@ -39,6 +39,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 RUN_STATUSES = tuple(s.value for s in RunStatus)
 CONFIDENCES = ("high", "low")
+CHANGE_KINDS = ("appeared", "changed", "disappeared", "reappeared")
 
 tenants = Table(
     "tenants",
@@ -70,6 +71,10 @@ inventory_sync_runs = Table(
     Column("items_observed_count", Integer, nullable=False),
     Column("items_upserted_count", Integer, nullable=False),
     Column("errors_count", Integer, nullable=False),
+    # what the run's upserts found (section 5b): first written, content hash moved, neither
+    Column("items_new_count", Integer, nullable=False, server_default="0"),
+    Column("items_changed_count", Integer, nullable=False, server_default="0"),
+    Column("items_unchanged_count", Integer, nullable=False, server_default="0"),
     Column("started_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime, nullable=True),
     Column("heartbeat_at", UtcDateTime, nullable=True),
@@ -118,6 +123,14 @@ inventory_items = Table(
     ),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # section 5b: sha256 hex of the item's canonical JSON (inventory/fingerprint.py), never
+    # the payload; NULL only for rows written before migration 0004, until their next sync
+    Column("content_hash", String(64), nullable=True),
+    Column("content_changed_at", UtcDateTime, nullable=True, comment="moves only when content_hash changes"),
+    # plain references (no foreign key, like inventory_missing_items.inventory_item_id): the
+    # run that first wrote the item and the run whose write last changed its content hash
+    Column("created_run_id", BigInteger, nullable=True),
+    Column("content_changed_run_id", BigInteger, nullable=True),
     UniqueConstraint("tenant_id", "policy_type", "external_id"),
     # the missing query: items of a tenant and type not seen since a run started
     Index(None, "tenant_id", "policy_type", "last_seen_at"),
@@ -178,7 +191,59 @@ graph_budget_leases = Table(
     comment="Graph in-flight bound: slots leased per (Entra tenant, process); expired leases are free",
 )
 
-TABLES = (tenants, inventory_sync_runs, inventory_items, inventory_missing_items)
+inventory_change_events = Table(
+    "inventory_change_events",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("selection_key", String(128), nullable=False),
+    Column("selection_hash", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("policy_type", String(64), nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("display_name", String(1024), nullable=True),
+    Column(
+        "sync_run_id",
+        BigInteger,
+        ForeignKey("inventory_sync_runs.id", ondelete="CASCADE"),
+        nullable=False,
+        comment="the completed run the change was found by",
+    ),
+    Column("previous_sync_run_id", BigInteger, nullable=True, comment="the completed run before it"),
+    Column("confidence", String(8), nullable=True, comment="disappeared only: the missing confidence"),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    CheckConstraint("kind IN (" + ", ".join(f"'{k}'" for k in CHANGE_KINDS) + ")", name="kind"),
+    CheckConstraint(
+        "confidence IS NULL OR confidence IN (" + ", ".join(f"'{c}'" for c in CONFIDENCES) + ")",
+        name="confidence",
+    ),
+    # idempotent per run: the same finding of the same run is stored once
+    UniqueConstraint(
+        "tenant_id",
+        "selection_hash",
+        "sync_run_id",
+        "kind",
+        "policy_type",
+        "external_id",
+        name="uq_inventory_change_events_run_item",
+    ),
+    # "what changed in the last 24 hours across every tenant"
+    Index(None, "recorded_at"),
+    # a tenant's history and its retention prune
+    Index(None, "tenant_id", "recorded_at"),
+    # an item's latest disappeared / reappeared event in a partition
+    Index(
+        "ix_inventory_change_events_partition_item",
+        "tenant_id",
+        "selection_hash",
+        "policy_type",
+        "external_id",
+    ),
+    sqlite_autoincrement=True,  # event ids only grow: "the latest event" is the highest id
+    comment="Append-only change history per partition (no payload): section 5b",
+)
+
+TABLES = (tenants, inventory_sync_runs, inventory_items, inventory_missing_items, inventory_change_events)
 TABLE_NAMES = frozenset(t.name for t in TABLES)
 # the Graph budget shared by every process (db/graph_budget.py): keyed by Entra tenant id,
 # not tenant-scoped catalog data (no ``tenant_id`` column, no row-level security)

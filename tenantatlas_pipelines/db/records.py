@@ -70,6 +70,7 @@ class RunStart:
     run_id: int
     status: RunStatus
     abandoned_run_ids: list[int] = field(default_factory=list)
+    lock_holder: SyncRunRow | None = None  # SKIPPED: the running run that holds the lock
 
 
 @dataclass(frozen=True, slots=True)

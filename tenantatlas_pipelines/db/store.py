@@ -50,7 +50,13 @@ from tenantatlas_pipelines.db.schema import (
 from tenantatlas_pipelines.inventory.errors import ConfigError, ErrorCode, ErrorRecord
 from tenantatlas_pipelines.inventory.normalize import NormalizedItem
 from tenantatlas_pipelines.inventory.redaction import redact_value
-from tenantatlas_pipelines.inventory.runs import COMPLETED_STATUSES, Confidence, RunOutcome, RunStatus
+from tenantatlas_pipelines.inventory.runs import (
+    COMPLETED_STATUSES,
+    USABLE_STATUSES,
+    Confidence,
+    RunOutcome,
+    RunStatus,
+)
 
 __all__ = [
     "InventoryStore",
@@ -65,7 +71,6 @@ __all__ = [
 TENANT_CONTEXT_KEY = "_tenant"  # error_context key of errors that belong to no policy type
 MISSING_INSERT_BATCH = 1000
 _ACTIVE = (RunStatus.RUNNING.value, RunStatus.PENDING.value)
-_COMPLETED = tuple(sorted(s.value for s in COMPLETED_STATUSES))
 _runs = inventory_sync_runs
 _items = inventory_items
 _missing = inventory_missing_items
@@ -286,7 +291,7 @@ class InventoryStore:
                 abandoned: list[int] = []
                 if holder is not None:
                     if self._lease_alive(holder, now):
-                        return RunStart(self._insert_skipped(conn, base, now, holder), RunStatus.SKIPPED)
+                        return self._skipped(conn, base, now, holder)
                     self._abandon(conn, holder, now)
                     abandoned.append(holder.id)
                 run_id = self._insert_run(
@@ -300,7 +305,7 @@ class InventoryStore:
                 holder = self._lock_holder(conn, tenant_pk, selection_hash)
                 if holder is None:
                     raise
-                return RunStart(self._insert_skipped(conn, base, now, holder), RunStatus.SKIPPED)
+                return self._skipped(conn, base, now, holder)
 
     def _lock_holder(self, conn: Connection, tenant_pk: int, selection_hash: str) -> SyncRunRow | None:
         row = (
@@ -356,6 +361,9 @@ class InventoryStore:
         }
         run_id = conn.execute(_runs.insert().returning(_runs.c.id), values).scalar_one()
         return int(run_id)
+
+    def _skipped(self, conn: Connection, base: dict[str, Any], now: datetime, holder: SyncRunRow) -> RunStart:
+        return RunStart(self._insert_skipped(conn, base, now, holder), RunStatus.SKIPPED, lock_holder=holder)
 
     def _insert_skipped(
         self, conn: Connection, base: dict[str, Any], now: datetime, holder: SyncRunRow
@@ -511,19 +519,44 @@ class InventoryStore:
             return [SyncRunRow.from_mapping(row) for row in conn.execute(stmt).mappings()]
 
     @_scoped
-    def latest_completed_run(self, tenant_pk: int, selection_hash: str) -> SyncRunRow | None:
-        """The newest success/partial/failed run with ``finished_at`` set (the missing reference)."""
+    def latest_completed_run(
+        self, tenant_pk: int, selection_hash: str, statuses: Collection[RunStatus] = COMPLETED_STATUSES
+    ) -> SyncRunRow | None:
+        """The newest completed run with ``finished_at`` set (by default success/partial/failed:
+        the missing reference); ``statuses`` narrows it, e.g. to the usable ones for freshness."""
         with self._read() as conn:
-            return self._latest_completed(conn, tenant_pk, selection_hash)
+            return self._latest_completed(conn, tenant_pk, selection_hash, statuses)
 
-    def _latest_completed(self, conn: Connection, tenant_pk: int, selection_hash: str) -> SyncRunRow | None:
+    def latest_finish_times(
+        self, statuses: Collection[RunStatus] = USABLE_STATUSES
+    ) -> dict[tuple[str, str], datetime]:
+        """(tenant key, selection hash) -> the newest ``finished_at`` of a run in ``statuses``.
+
+        One grouped query over every tenant (the freshness sensor reads the whole fleet at once).
+        """
+        stmt = (
+            select(tenants.c.key, _runs.c.selection_hash, func.max(_runs.c.finished_at))
+            .join(tenants, tenants.c.id == _runs.c.tenant_id)
+            .where(_runs.c.status.in_(sorted(s.value for s in statuses)), _runs.c.finished_at.is_not(None))
+            .group_by(tenants.c.key, _runs.c.selection_hash)
+        )
+        with tenant_scope(current_scope() or ALL_TENANTS), self._read() as conn:
+            return {(key, sel): as_utc(at) for key, sel, at in conn.execute(stmt)}
+
+    def _latest_completed(
+        self,
+        conn: Connection,
+        tenant_pk: int,
+        selection_hash: str,
+        statuses: Collection[RunStatus] = COMPLETED_STATUSES,
+    ) -> SyncRunRow | None:
         row = (
             conn.execute(
                 select(_runs)
                 .where(
                     _runs.c.tenant_id == tenant_pk,
                     _runs.c.selection_hash == selection_hash,
-                    _runs.c.status.in_(_COMPLETED),
+                    _runs.c.status.in_(sorted(s.value for s in statuses)),
                     _runs.c.finished_at.is_not(None),
                 )
                 .order_by(_runs.c.started_at.desc(), _runs.c.id.desc())

@@ -1,77 +1,86 @@
-"""The two partitioned assets: the catalog sync and the missing set derived from it."""
+"""The inventory assets: the catalog sync and the missing set derived from it, run in batches.
+
+One multi-asset computes both partitioned assets, ``inventory_items`` and its downstream
+``inventory_missing_items``, for every partition of its run: a single partition launched
+from the asset page, or a batch of up to ``TENANTATLAS_BATCH_SIZE`` partitions from a
+backfill, the nightly sweep or the registry sensor's first syncs (``BackfillPolicy``).
+Each partition gets its own events as soon as it finishes (``partition=``):
+
+- a ``success`` or ``partial`` sync materialises ``inventory_items`` (partial also fails
+  the ``last_sync_succeeded`` check with WARN);
+- a ``failed`` sync materialises nothing: once every partition is done and its sync run
+  row recorded, the run fails naming it, and Dagster shows that partition failed;
+- a ``skipped`` sync (lock held) materialises nothing and logs an observation saying
+  which run holds the lock;
+- ``inventory_missing_items`` is derived for every partition whatever its sync's status:
+  it follows the reference-run rule (the latest completed run), so a failed sync gives
+  low confidence and a skipped one keeps the previous run as reference.
+"""
 
 from collections.abc import Iterator
 
 import dagster as dg
 
-from tenantatlas_pipelines.defs.metadata import missing_metadata, sync_metadata
+from tenantatlas_pipelines.defs.batching import BatchConfig, batch_size
+from tenantatlas_pipelines.defs.checks import CHECK_SPECS
 from tenantatlas_pipelines.defs.partitions import inventory_partitions, partition_dimensions
+from tenantatlas_pipelines.defs.reporting import ITEMS_KEY, MISSING_KEY, BatchReporter
 from tenantatlas_pipelines.defs.resources import InventoryDatabase, RegistryResource
-from tenantatlas_pipelines.inventory.runs import RunStatus
+from tenantatlas_pipelines.sync.batch import BatchRunner, PartitionRef
 from tenantatlas_pipelines.sync.graph_factory import graph_client_for
-from tenantatlas_pipelines.sync.missing import derive_missing
-from tenantatlas_pipelines.sync.service import SyncRequest, SyncService
 
-
-@dg.asset(
+ITEMS_SPEC = dg.AssetSpec(
+    ITEMS_KEY,
     partitions_def=inventory_partitions,
-    pool="msgraph",
     group_name="inventory",
     kinds={"python", "sql"},
-    output_required=False,
+    skippable=True,
     description=(
         "One materialisation = one sync run of a tenant and selection: list every policy type "
         "from Microsoft Graph, upsert into inventory_items, record inventory_sync_runs."
     ),
 )
-def inventory_items(
-    context: dg.AssetExecutionContext, database: InventoryDatabase, registry: RegistryResource
-) -> Iterator[dg.MaterializeResult]:
-    tenant_key, selection_key = partition_dimensions(context.partition_key)
-    reg = registry.load()
-    request = SyncRequest(
-        tenant_key=tenant_key,
-        tenant=reg.tenant(tenant_key),
-        selection_key=selection_key,
-        selection=reg.selection(selection_key),
-        dagster_run_id=context.run.run_id,
-    )
-    result = SyncService(database.store(), graph_client_for).run(request)
-    if result.status is RunStatus.SKIPPED:
-        # the lock is held by another run: record what happened, materialise nothing
-        context.log.warning(
-            f"sync of {selection_key}|{tenant_key} skipped: another run holds the lock "
-            f"(sync run {result.run_id}, lock_contended)"
-        )
-        context.log_event(
-            dg.AssetObservation(
-                asset_key=context.asset_key,
-                partition=context.partition_key,
-                metadata=sync_metadata(result),
-            )
-        )
-        return
-    context.log.info(
-        f"sync run {result.run_id} of {selection_key}|{tenant_key}: {result.status} "
-        f"in {result.duration_seconds:.1f}s, error codes {result.error_codes or 'none'}"
-    )
-    yield dg.MaterializeResult(metadata=sync_metadata(result))
-
-
-@dg.asset(
+MISSING_SPEC = dg.AssetSpec(
+    MISSING_KEY,
     partitions_def=inventory_partitions,
-    deps=[inventory_items],
+    deps=[ITEMS_KEY],
     group_name="inventory",
     kinds={"python", "sql"},
+    skippable=True,
     description=(
         "Items not observed since the latest completed sync of the partition's selection, with a "
         "confidence grade; replaces the partition's rows in inventory_missing_items."
     ),
 )
-def inventory_missing_items(
-    context: dg.AssetExecutionContext, database: InventoryDatabase, registry: RegistryResource
-) -> dg.MaterializeResult:
-    tenant_key, selection_key = partition_dimensions(context.partition_key)
+
+
+@dg.multi_asset(
+    name="inventory",
+    specs=[ITEMS_SPEC, MISSING_SPEC],
+    check_specs=CHECK_SPECS,
+    partitions_def=inventory_partitions,
+    can_subset=True,
+    pool="msgraph",
+    backfill_policy=dg.BackfillPolicy.multi_run(batch_size()),
+    description="Syncs and derives the missing set of every partition of the run, concurrently.",
+)
+def inventory_assets(
+    context: dg.AssetExecutionContext,
+    config: BatchConfig,
+    database: InventoryDatabase,
+    registry: RegistryResource,
+) -> Iterator[dg.MaterializeResult]:
+    refs = [PartitionRef(*partition_dimensions(key)) for key in context.partition_keys]
+    store = database.store()
     reg = registry.load()
-    result = derive_missing(database.store(), tenant_key, selection_key, reg.selection(selection_key))
-    return dg.MaterializeResult(metadata=missing_metadata(result))
+    reporter = BatchReporter(context, store, reg)
+    runner = BatchRunner(store, reg, graph_client_for, config.settings())
+    outcomes = runner.run(
+        refs,
+        run_sync=ITEMS_KEY in context.selected_asset_keys,
+        run_missing=MISSING_KEY in context.selected_asset_keys,
+        dagster_run_id=context.run.run_id,
+        on_done=reporter.report,
+    )
+    reporter.finish(outcomes)  # raises dg.Failure naming the failed partitions, if any
+    yield from ()

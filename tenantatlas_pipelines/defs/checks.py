@@ -1,85 +1,99 @@
-"""Per-partition asset checks on inventory_items: the last sync's status and freshness."""
+"""Per-partition asset checks on inventory_items: the last sync's grade and freshness.
 
+Both are declared on the inventory multi-asset (``CHECK_SPECS``) and evaluated per
+partition inside each (batched) run, right after the partition's sync. Freshness is also
+judged on its own clock by ``inventory_freshness_sensor`` (defs/sensors.py), so a
+partition whose syncs keep failing, or that never ran, turns red without any run.
+"""
+
+from __future__ import annotations
+
+import os
 import warnings
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 
-from tenantatlas_pipelines.defs.assets import inventory_items
-from tenantatlas_pipelines.defs.partitions import inventory_partitions, partition_dimensions
-from tenantatlas_pipelines.defs.resources import InventoryDatabase, RegistryResource
-from tenantatlas_pipelines.inventory.runs import RunStatus
-from tenantatlas_pipelines.sync.missing import latest_completed_run
+from tenantatlas_pipelines.defs.metadata import text, timestamp
+from tenantatlas_pipelines.defs.partitions import inventory_partitions
+from tenantatlas_pipelines.sync.health import DEFAULT_FRESHNESS_WINDOW_HOURS, Freshness, Grade, Severity
 
 # partitioned asset checks are a Dagster preview feature, used on purpose (one check per partition)
 warnings.filterwarnings(
     "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
 )
 
-_SEVERITY = {
-    RunStatus.SUCCESS: dg.AssetCheckSeverity.WARN,  # unused: success passes
-    RunStatus.PARTIAL: dg.AssetCheckSeverity.WARN,
-    RunStatus.FAILED: dg.AssetCheckSeverity.ERROR,
-}
+ITEMS_KEY = dg.AssetKey("inventory_items")
+LAST_SYNC_SUCCEEDED = "last_sync_succeeded"
+INVENTORY_FRESH = "inventory_fresh"
+FRESHNESS_WINDOW_ENV = "TENANTATLAS_FRESHNESS_WINDOW_HOURS"
+
+CHECK_SPECS = [
+    dg.AssetCheckSpec(
+        LAST_SYNC_SUCCEEDED,
+        asset=ITEMS_KEY,
+        partitions_def=inventory_partitions,
+        description="The latest completed sync succeeded (WARN when partial, ERROR when failed).",
+    ),
+    dg.AssetCheckSpec(
+        INVENTORY_FRESH,
+        asset=ITEMS_KEY,
+        partitions_def=inventory_partitions,
+        description=(
+            "A successful or partial sync finished within the freshness window "
+            f"({FRESHNESS_WINDOW_ENV}, {DEFAULT_FRESHNESS_WINDOW_HOURS:g} h by default); "
+            "also judged hourly by inventory_freshness_sensor."
+        ),
+    ),
+]
+
+_SEVERITY = {Severity.WARN: dg.AssetCheckSeverity.WARN, Severity.ERROR: dg.AssetCheckSeverity.ERROR}
 
 
-class FreshnessConfig(dg.Config):  # type: ignore[misc]
-    window_hours: float = 26.0
+def freshness_window() -> timedelta:
+    raw = os.environ.get(FRESHNESS_WINDOW_ENV)
+    try:
+        hours = float(raw) if raw else DEFAULT_FRESHNESS_WINDOW_HOURS
+    except ValueError:
+        raise dg.DagsterInvariantViolationError(
+            f"{FRESHNESS_WINDOW_ENV}={raw!r} is not a number of hours; set it to e.g. 26"
+        ) from None
+    if hours <= 0:
+        raise dg.DagsterInvariantViolationError(f"{FRESHNESS_WINDOW_ENV} must be positive hours, got {raw}")
+    return timedelta(hours=hours)
 
 
-@dg.asset_check(
-    asset=inventory_items,
-    partitions_def=inventory_partitions,
-    description="The latest completed sync succeeded (WARN when partial, ERROR when failed).",
-)
-def last_sync_succeeded(
-    context: dg.AssetCheckExecutionContext, database: InventoryDatabase, registry: RegistryResource
-) -> dg.AssetCheckResult:
-    tenant_key, selection_key = partition_dimensions(context.partition_key)
-    store = database.store()
-    run = latest_completed_run(store, tenant_key, registry.load().selection(selection_key))
-    if run is None:
-        return dg.AssetCheckResult(
-            passed=False,
-            severity=dg.AssetCheckSeverity.WARN,
-            description="no completed sync run for this tenant and selection yet",
-        )
-    return dg.AssetCheckResult(
-        passed=run.status is RunStatus.SUCCESS,
-        severity=_SEVERITY[run.status],
-        description=f"sync run {run.id} finished {run.status}",
-        metadata={
-            "sync_run_id": run.id,
-            "status": str(run.status),
-            "error_codes": dg.MetadataValue.json(list(run.error_codes or [])),
-        },
+def last_sync_evaluation(partition: str, grade: Grade) -> dg.AssetCheckEvaluation:
+    metadata: dict[str, Any] = {}
+    if grade.run is not None:
+        metadata = {
+            "sync_run_id": text(grade.run.id),
+            "status": text(grade.run.status),
+            "error_codes": text(", ".join(grade.run.error_codes or []) or "none"),
+            "finished_at": timestamp(grade.run.finished_at),
+        }
+    return dg.AssetCheckEvaluation(
+        asset_key=ITEMS_KEY,
+        check_name=LAST_SYNC_SUCCEEDED,
+        passed=grade.passed,
+        severity=_SEVERITY[grade.severity],
+        description=grade.description,
+        metadata=metadata,
+        partition=partition,
     )
 
 
-@dg.asset_check(
-    asset=inventory_items,
-    partitions_def=inventory_partitions,
-    description="A completed sync finished within the freshness window (default 26 hours).",
-)
-def inventory_fresh(
-    context: dg.AssetCheckExecutionContext,
-    config: FreshnessConfig,
-    database: InventoryDatabase,
-    registry: RegistryResource,
-) -> dg.AssetCheckResult:
-    tenant_key, selection_key = partition_dimensions(context.partition_key)
-    store = database.store()
-    run = latest_completed_run(store, tenant_key, registry.load().selection(selection_key))
-    window = timedelta(hours=config.window_hours)
-    if run is None or run.finished_at is None:
-        return dg.AssetCheckResult(
-            passed=False, severity=dg.AssetCheckSeverity.WARN, description="never synced"
-        )
-    age = store.now() - run.finished_at
-    age_hours = age.total_seconds() / 3600
-    return dg.AssetCheckResult(
-        passed=age <= window,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=f"last completed sync {age_hours:.1f} h ago (window {config.window_hours} h)",
-        metadata={"age_hours": round(age_hours, 3), "sync_run_id": run.id},
+def freshness_evaluation(partition: str, freshness: Freshness) -> dg.AssetCheckEvaluation:
+    metadata: dict[str, Any] = {"last_usable_sync_finished_at": timestamp(freshness.last_usable_at)}
+    if freshness.age_hours is not None:
+        metadata["age_hours"] = dg.MetadataValue.float(round(freshness.age_hours, 2))
+    return dg.AssetCheckEvaluation(
+        asset_key=ITEMS_KEY,
+        check_name=INVENTORY_FRESH,
+        passed=freshness.fresh,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=freshness.description,
+        metadata=metadata,
+        partition=partition,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -16,23 +17,38 @@ _TYPE_TABLE_SCHEMA = dg.TableSchema(
     columns=[
         dg.TableColumn("policy_type", "string"),
         dg.TableColumn("outcome", "string"),
+        dg.TableColumn("error_code", "string"),
         dg.TableColumn("items", "int"),
         dg.TableColumn("pages", "int"),
         dg.TableColumn("skipped_items", "int"),
         dg.TableColumn("retries", "int"),
-        dg.TableColumn("error_code", "string"),
     ]
 )
 
 
+def text(value: object) -> dg.TextMetadataValue:
+    """Identifiers and codes are text: the UI plots every int and float as a metric over time."""
+    return dg.MetadataValue.text(str(value))
+
+
+def timestamp(at: datetime | None) -> dg.TextMetadataValue:
+    """An ISO 8601 UTC time to the second (no microseconds)."""
+    return dg.MetadataValue.text(at.replace(microsecond=0).isoformat() if at is not None else "-")
+
+
+def codes(values: list[str] | tuple[str, ...]) -> dg.TextMetadataValue:
+    return dg.MetadataValue.text(", ".join(values) if values else "none")
+
+
 def sync_metadata(result: SyncResult) -> dict[str, Any]:
+    """Metadata of a sync that materialised its partition (status success or partial)."""
     outcome = result.outcome
     metadata: dict[str, Any] = {
-        "sync_run_id": dg.MetadataValue.int(result.run_id),
-        "status": dg.MetadataValue.text(str(result.status)),
-        "selection_hash": dg.MetadataValue.text(result.selection_hash),
-        "correlation_id": dg.MetadataValue.text(result.correlation_id),
-        "error_codes": dg.MetadataValue.json(result.error_codes),
+        "status": text(result.status),
+        "sync_run_id": text(result.run_id),
+        "selection_hash": text(result.selection_hash),
+        "correlation_id": text(result.correlation_id),
+        "error_codes": codes(result.error_codes),
         "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
         "policy_types": dg.MetadataValue.int(len(result.policy_types)),
     }
@@ -43,11 +59,11 @@ def sync_metadata(result: SyncResult) -> dict[str, Any]:
             {
                 "policy_type": key,
                 "outcome": str(r.outcome),
+                "error_code": str(r.error_code) if r.error_code else "",
                 "items": r.items,
                 "pages": r.pages,
                 "skipped_items": r.skipped_items,
                 "retries": r.retries,
-                "error_code": str(r.error_code) if r.error_code else "",
             }
         )
         for key, r in sorted(outcome.type_results.items())
@@ -67,6 +83,29 @@ def sync_metadata(result: SyncResult) -> dict[str, Any]:
     return metadata
 
 
+def skipped_description(result: SyncResult) -> str:
+    """What a skipped sync says, in the run's log and on the partition's observation."""
+    holder = result.lock_holder
+    if holder is None:
+        return f"sync skipped: another run holds the lock of this tenant and selection (sync run {result.run_id})"
+    by = f" (Dagster run {holder.dagster_run_id})" if holder.dagster_run_id else ""
+    return (
+        f"sync skipped, nothing materialised: sync run {holder.id}{by} holds the lock of this "
+        f"tenant and selection since {timestamp(holder.started_at).value}; recorded as skipped "
+        f"sync run {result.run_id} (lock_contended)"
+    )
+
+
+def skipped_metadata(result: SyncResult) -> dict[str, Any]:
+    holder = result.lock_holder
+    return {
+        "skipped": dg.MetadataValue.text("lock_contended"),
+        "skipped_sync_run_id": text(result.run_id),
+        "lock_held_by_sync_run_id": text(holder.id if holder else "unknown"),
+        "lock_held_by_dagster_run_id": text(holder.dagster_run_id if holder and holder.dagster_run_id else "-"),
+    }
+
+
 def missing_frame(result: MissingResult) -> pd.DataFrame:
     return pd.DataFrame(
         [
@@ -74,7 +113,7 @@ def missing_frame(result: MissingResult) -> pd.DataFrame:
                 "policy_type": row.policy_type,
                 "external_id": row.external_id,
                 "display_name": row.display_name,
-                "last_seen_at": row.last_seen_at,
+                "last_seen_at": timestamp(row.last_seen_at).value,
             }
             for row in result.rows
         ],
@@ -92,8 +131,9 @@ def missing_metadata(result: MissingResult) -> dict[str, Any]:
         "dagster/row_count": dg.MetadataValue.int(len(frame)),
         "confidence": dg.MetadataValue.text(str(result.confidence) if result.confidence else "none"),
         "confidence_reason": dg.MetadataValue.text(result.confidence_reason),
-        "reference_sync_run_id": dg.MetadataValue.int(reference.id) if reference else dg.MetadataValue.null(),
-        "reference_status": dg.MetadataValue.text(str(reference.status) if reference else "none"),
+        "reference_sync_run_id": text(reference.id if reference else "none"),
+        "reference_status": text(reference.status if reference else "none"),
+        "reference_started_at": timestamp(reference.started_at if reference else None),
         "missing_per_policy_type": dg.MetadataValue.json({str(k): int(v) for k, v in per_type.items()}),
         "preview": dg.MetadataValue.md(
             preview.to_markdown(index=False) if len(preview) else "_no missing items_"

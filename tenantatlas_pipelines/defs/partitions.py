@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dagster as dg
+from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+
+# the assets a sync backfill materialises (the inventory multi-asset's two keys)
+SYNCED_ASSETS = (dg.AssetKey("inventory_items"), dg.AssetKey("inventory_missing_items"))
+TRIGGER_TAG = "tenantatlas/trigger"
 
 tenant_partitions = dg.DynamicPartitionsDefinition(name="tenants")
 selection_partitions = dg.DynamicPartitionsDefinition(name="selections")
@@ -31,3 +38,16 @@ def apply_partition_requests(instance: dg.DagsterInstance, result: dg.SensorResu
         else:
             for key in request.partition_keys:
                 instance.delete_dynamic_partition(request.partitions_def_name, key)
+
+
+def backfill_request(keys: Sequence[str], trigger: str) -> dg.RunRequest:
+    """A sensor's request for one backfill of both inventory assets over ``keys``.
+
+    The sensor daemon turns it into a backfill, which runs the partitions in batches of
+    the assets' ``BackfillPolicy`` (``TENANTATLAS_BATCH_SIZE``), like the UI's backfills.
+    ``RunRequest.for_asset_graph_subset`` and ``AssetGraphSubset`` are Dagster's own (not
+    yet public) way to do it.
+    """
+    subset = inventory_partitions.empty_subset().with_partition_keys(keys)
+    graph_subset = AssetGraphSubset(partitions_subsets_by_asset_key=dict.fromkeys(SYNCED_ASSETS, subset))
+    return dg.RunRequest.for_asset_graph_subset(graph_subset, tags={TRIGGER_TAG: trigger})

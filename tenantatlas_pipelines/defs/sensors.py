@@ -1,25 +1,35 @@
-"""The registry sensor and the run-failure sensors."""
+"""The registry sensor, the nightly sweep, the freshness sensor and the run-failure sensors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from tenantatlas_pipelines.defs.jobs import inventory_sync_job
+from tenantatlas_pipelines.defs.checks import freshness_evaluation, freshness_window
 from tenantatlas_pipelines.defs.partitions import (
+    backfill_request,
+    partition_dimensions,
     partition_key,
     selection_partitions,
     tenant_partitions,
 )
 from tenantatlas_pipelines.defs.resources import InventoryDatabase, RegistryResource
 from tenantatlas_pipelines.inventory.errors import ErrorCode
+from tenantatlas_pipelines.sync.health import assess_freshness
 from tenantatlas_pipelines.sync.tenants import tenant_records
+
+SWEEP_HOUR_UTC = 2  # the nightly sweep starts at the first evaluation after 02:00 UTC
+FRESHNESS_INTERVAL_SECONDS = 3600
 
 
 @dg.sensor(
-    job=inventory_sync_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Reads the registry, mirrors `tenants`, adds and removes the tenant and selection "
-        "partitions, and requests a first sync for every new partition of an enabled tenant."
+        "partitions, and launches one batched backfill syncing every new partition of an "
+        "enabled tenant."
     ),
 )
 def registry_sensor(
@@ -42,17 +52,99 @@ def registry_sensor(
     if have_selections - want_selections:
         requests.append(selection_partitions.build_delete_request(sorted(have_selections - want_selections)))
 
-    run_requests = [
-        dg.RunRequest(
-            partition_key=str(partition_key(tenant, selection)),
-            run_key=f"first-sync:{selection}|{tenant}",
-            tags={"tenantatlas/trigger": "first-sync"},
-        )
+    new_keys = [
+        str(partition_key(tenant, selection))
         for tenant in sorted(reg.enabled_tenants())
         for selection in sorted(want_selections)
         if tenant not in have_tenants or selection not in have_selections
     ]
+    if not requests and not new_keys:
+        return dg.SensorResult(
+            skip_reason=(
+                f"registry unchanged: {len(want_tenants)} tenants "
+                f"({len(reg.enabled_tenants())} enabled), {len(want_selections)} selections"
+            )
+        )
+    run_requests = [backfill_request(new_keys, "first-sync")] if new_keys else []
     return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=requests)
+
+
+def latest_sweep_tick(now: datetime) -> datetime:
+    """The latest 02:00 UTC at or before ``now``."""
+    today = now.astimezone(UTC).replace(hour=SWEEP_HOUR_UTC, minute=0, second=0, microsecond=0)
+    return today if today <= now else today - timedelta(days=1)
+
+
+@dg.sensor(
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description=(
+        "The nightly sweep: once a day after 02:00 UTC, one backfill of every enabled tenant x "
+        "selection (both assets), run in batches of TENANTATLAS_BATCH_SIZE partitions. Starts "
+        "stopped; the first sweep is the next 02:00 UTC after it is turned on."
+    ),
+)
+def inventory_nightly_sweep(
+    context: dg.SensorEvaluationContext, registry: RegistryResource
+) -> dg.SensorResult:
+    tick = latest_sweep_tick(datetime.now(UTC))
+    if context.cursor is None:
+        return dg.SensorResult(cursor=tick.isoformat(), skip_reason="turned on: the first sweep is the next 02:00 UTC")
+    if context.cursor >= tick.isoformat():
+        return dg.SensorResult(skip_reason=f"swept at {context.cursor}; next sweep after 02:00 UTC")
+    keys = sweep_keys(context.instance, registry)
+    if not keys:
+        return dg.SensorResult(
+            cursor=tick.isoformat(), skip_reason="no enabled tenant partitions yet (the registry sensor adds them)"
+        )
+    return dg.SensorResult(
+        run_requests=[backfill_request(keys, "nightly-sweep")], cursor=tick.isoformat()
+    )
+
+
+def sweep_keys(instance: dg.DagsterInstance, registry: RegistryResource) -> list[str]:
+    """Every registered partition of an enabled tenant and a current selection."""
+    reg = registry.load()
+    tenants = set(instance.get_dynamic_partitions(tenant_partitions.name or "tenants"))
+    selections = set(instance.get_dynamic_partitions(selection_partitions.name or "selections"))
+    return [
+        str(partition_key(tenant, selection))
+        for tenant in sorted(set(reg.enabled_tenants()) & tenants)
+        for selection in sorted(set(reg.selections) & selections)
+    ]
+
+
+@dg.sensor(
+    minimum_interval_seconds=FRESHNESS_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Judges inventory_fresh for every partition on its own clock (hourly): a partition "
+        "without a successful or partial sync within the window turns red, also when its "
+        "syncs keep failing or it never ran. Reports only the partitions whose state changed."
+    ),
+)
+def inventory_freshness_sensor(
+    context: dg.SensorEvaluationContext, database: InventoryDatabase, registry: RegistryResource
+) -> dg.SensorResult:
+    reg = registry.load()
+    store = database.store()
+    window = freshness_window()
+    now = store.now()
+    finished = store.latest_finish_times()
+    hashes = {key: reg.selection(key).hash() for key in reg.selections}
+    reported_stale = set(context.cursor.split("\n")) if context.cursor else set()
+    stale: set[str] = set()
+    events: list[dg.AssetCheckEvaluation] = []
+    for key in sweep_keys(context.instance, registry):
+        tenant, selection = partition_dimensions(key)
+        freshness = assess_freshness(finished.get((tenant, hashes[selection])), now, window)
+        if not freshness.fresh:
+            stale.add(key)
+        if freshness.fresh == (key in reported_stale):  # the state changed since the last report
+            events.append(freshness_evaluation(key, freshness))
+    if not events:
+        return dg.SensorResult(skip_reason=f"no change: {len(stale)} stale partitions", cursor="\n".join(sorted(stale)))
+    return dg.SensorResult(asset_events=events, cursor="\n".join(sorted(stale)))
 
 
 def _mark_sync_failed(context: dg.RunStatusSensorContext, database: InventoryDatabase, why: str) -> None:
@@ -65,10 +157,11 @@ def _mark_sync_failed(context: dg.RunStatusSensorContext, database: InventoryDat
         context.log.info(f"marked {changed} sync run(s) of Dagster run {context.dagster_run.run_id} failed")
 
 
+# no monitored_jobs: every job of this code location, the implicit asset job of the asset
+# page's Materialize button and of backfills included (a sync can run in any of them)
 @dg.run_failure_sensor(
-    monitored_jobs=[inventory_sync_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Marks a sync run failed when its Dagster run fails.",
+    description="Marks the running sync runs of a failed Dagster run failed (run_abandoned), whatever its job.",
 )
 def sync_run_failure_sensor(context: dg.RunFailureSensorContext, database: InventoryDatabase) -> None:
     _mark_sync_failed(context, database, "failed")
@@ -76,9 +169,17 @@ def sync_run_failure_sensor(context: dg.RunFailureSensorContext, database: Inven
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.CANCELED,
-    monitored_jobs=[inventory_sync_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Marks a sync run failed when its Dagster run is terminated.",
+    description="Marks the running sync runs of a terminated Dagster run failed (run_abandoned), whatever its job.",
 )
 def sync_run_canceled_sensor(context: dg.RunStatusSensorContext, database: InventoryDatabase) -> None:
     _mark_sync_failed(context, database, "was terminated")
+
+
+__all__ = [
+    "inventory_freshness_sensor",
+    "inventory_nightly_sweep",
+    "registry_sensor",
+    "sync_run_canceled_sensor",
+    "sync_run_failure_sensor",
+]

@@ -19,6 +19,8 @@ class RunStatus(StrEnum):
 
 
 COMPLETED_STATUSES: frozenset[RunStatus] = frozenset({RunStatus.SUCCESS, RunStatus.PARTIAL, RunStatus.FAILED})
+# a run whose data is usable: what freshness counts (a failed run is completed, not fresh)
+USABLE_STATUSES: frozenset[RunStatus] = frozenset({RunStatus.SUCCESS, RunStatus.PARTIAL})
 
 
 class TypeOutcome(StrEnum):

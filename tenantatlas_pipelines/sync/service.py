@@ -22,7 +22,7 @@ from typing import Protocol
 
 import orjson
 
-from tenantatlas_pipelines.db.store import InventoryStore
+from tenantatlas_pipelines.db.store import InventoryStore, SyncRunRow
 from tenantatlas_pipelines.graph.client import GraphPage
 from tenantatlas_pipelines.graph.errors import GraphError
 from tenantatlas_pipelines.inventory.catalog import CATALOG, PolicyType
@@ -86,6 +86,7 @@ class SyncResult:
     duration_seconds: float
     outcome: RunOutcome | None = None  # None when the run was skipped (lock held)
     policy_types: tuple[str, ...] = ()
+    lock_holder: SyncRunRow | None = None  # skipped: the running sync run that holds the lock
 
     @property
     def error_codes(self) -> list[str]:
@@ -193,6 +194,7 @@ class SyncService:
             policy_types=policy_types,
         )
         if start.status is RunStatus.SKIPPED:
+            result.lock_holder = start.lock_holder
             result.duration_seconds = time.monotonic() - started
             return result
         try:

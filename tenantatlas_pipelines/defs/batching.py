@@ -1,0 +1,37 @@
+"""How many partitions a Dagster run carries, and how many of them sync at once.
+
+``TENANTATLAS_BATCH_SIZE`` (read when the definitions load) is the ``BackfillPolicy``
+bound: a backfill, the nightly sweep and first syncs put at most that many partitions in
+one run. The run config ``max_concurrent_partitions`` bounds the syncs running at once
+inside a run (each bounded in Graph requests in flight by its tenant's budget).
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from tenantatlas_pipelines.sync.batch import DEFAULT_MAX_CONCURRENT_PARTITIONS, BatchSettings
+
+BATCH_SIZE_ENV = "TENANTATLAS_BATCH_SIZE"
+DEFAULT_BATCH_SIZE = 50
+
+
+def batch_size(environ: dict[str, str] | None = None) -> int:
+    raw = (os.environ if environ is None else environ).get(BATCH_SIZE_ENV, "")
+    if not raw:
+        return DEFAULT_BATCH_SIZE
+    if not raw.isdigit() or int(raw) < 1:
+        raise dg.DagsterInvariantViolationError(
+            f"{BATCH_SIZE_ENV}={raw!r} is not a positive whole number of partitions per run; "
+            f"unset it for the default ({DEFAULT_BATCH_SIZE}) or set e.g. {BATCH_SIZE_ENV}=50"
+        )
+    return int(raw)
+
+
+class BatchConfig(dg.Config):  # type: ignore[misc]
+    max_concurrent_partitions: int = DEFAULT_MAX_CONCURRENT_PARTITIONS
+
+    def settings(self) -> BatchSettings:
+        return BatchSettings(max_concurrent_partitions=self.max_concurrent_partitions)

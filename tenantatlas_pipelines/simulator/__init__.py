@@ -47,6 +47,8 @@ Scenario format (YAML, unknown keys refused)::
         item_counts: {deviceConfiguration: 40, mobileApp: 12}   # missing types: 0 items
         removed_per_generation: 0.1         # fraction gone in each later generation
         added_per_generation: 0.05          # round(count * this) new items per generation
+        edited_per_generation: 0.1          # fraction of older items edited per generation (half
+                                            # without a lastModifiedDateTime change); default 0
         faults:
           - {kind: throttle, policy_type: mobileApp, count: 3, retry_after: 0.2}
 

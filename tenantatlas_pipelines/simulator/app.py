@@ -462,7 +462,9 @@ class GraphSimulator:
                     f.applies_to(segment.owner or "") and self.faults.fire(tenant, i)
                     for i, f in self.faults.faults(tenant, FaultKind.ITEM_WITHOUT_ID)
                 )
-            return render_item(segment.population, segment.shape, k, select=select, drop_id=drop_id)
+            return render_item(
+                segment.population, segment.shape, k, select=select, drop_id=drop_id, generation=generation
+            )
 
         page = collect(listing, generation, cursor, limit, render)
         next_base: str | None = base

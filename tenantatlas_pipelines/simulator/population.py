@@ -2,7 +2,10 @@
 
 Items are numbered by an index ``k``. Generation 1 holds ``0 .. base-1``;
 every later generation adds ``round(base * added)`` new indices and removes,
-from the items alive before it, about the fraction ``removed``. Everything is
+from the items alive before it, about the fraction ``removed``, and edits about the
+fraction ``edited`` of the items that were already alive (``edits``): half of the edits
+move ``lastModifiedDateTime`` and ``version``, half change the content without touching
+either (Graph does not move them for every kind of edit). Everything is
 computed from ``k`` alone (no item list is ever held), so a population of a
 million items costs nothing until it is paged, and memory stays flat.
 
@@ -34,6 +37,7 @@ class Population:
     base: int
     removed: float
     added: float
+    edited: float = 0.0
     per_generation: int = field(init=False)
     _offset: float = field(init=False)
     _log_survive: float | None = field(init=False)
@@ -46,10 +50,18 @@ class Population:
 
     @classmethod
     def of(
-        cls, seed: int, tenant_id: str, policy_type: str, *, base: int, removed: float, added: float
+        cls,
+        seed: int,
+        tenant_id: str,
+        policy_type: str,
+        *,
+        base: int,
+        removed: float,
+        added: float,
+        edited: float = 0.0,
     ) -> Population:
         key = hashlib.blake2b(f"{seed}|{tenant_id}|{policy_type}".encode(), digest_size=32).digest()
-        return cls(key=key, base=base, removed=removed, added=added)
+        return cls(key=key, base=base, removed=removed, added=added, edited=edited)
 
     def span(self, generation: int) -> int:
         """Number of indices that exist (alive or not) by ``generation``."""
@@ -87,6 +99,23 @@ class Population:
 
     def first_alive(self, generation: int) -> int | None:
         return next(self.alive_indices(generation), None)
+
+    def edits(self, k: int, generation: int) -> tuple[int, int]:
+        """Edits of item ``k`` up to ``generation``: (all of them, those that moved its modified time).
+
+        Each generation after the item's birth edits it with probability ``edited``; an edit
+        moves ``lastModifiedDateTime`` and ``version`` or not, half and half.
+        """
+        if self.edited <= 0.0:
+            return 0, 0
+        threshold = self.edited * 65_536
+        edits = touched = 0
+        for g in range(self.birth(k) + 1, generation + 1):
+            draw = hashlib.blake2b(g.to_bytes(4, "big"), key=self.digest(k), digest_size=4).digest()
+            if (draw[0] << 8 | draw[1]) < threshold:
+                edits += 1
+                touched += draw[2] & 1
+        return edits, touched
 
     def digest(self, k: int) -> bytes:
         """32 pseudo-random bytes of item ``k``: its id and every generated attribute."""

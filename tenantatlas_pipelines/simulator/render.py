@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import functools
 import hashlib
 import json
@@ -55,12 +56,21 @@ _FIRST_GENERATION_DATES = tuple(
 )
 
 
-def _members(population: Population, shape: Shape, k: int) -> tuple[list[tuple[str, str]], Variant]:
-    """The per-item members of item ``k`` as (key, JSON member text), in Graph's order."""
+def _members(
+    population: Population, shape: Shape, k: int, generation: int = 1
+) -> tuple[list[tuple[str, str]], Variant]:
+    """The per-item members of item ``k`` in ``generation`` as (key, JSON member text), in Graph's order.
+
+    An edited item (``Population.edits``) has its description revised per edit; an edit that
+    touched it also moves ``lastModifiedDateTime`` on by a day and ``version`` up by one.
+    """
     d = population.digest(k)
     variant = shape.variant(d)
     born = population.birth(k)
+    edits, touched = population.edits(k, generation)
     created, modified = _FIRST_GENERATION_DATES[number(d, 8, 4096)] if born <= 1 else _dates(d, born)
+    if touched:
+        modified = _touched(modified, touched)
     out: list[tuple[str, str]] = []
     if variant.odata_member is not None:
         out.append(("@odata.type", variant.odata_member))
@@ -70,16 +80,25 @@ def _members(population: Population, shape: Shape, k: int) -> tuple[list[tuple[s
     else:
         name = f"{shape.nouns[number(d, 2, len(shape.nouns))]} {k + 1:04d}{pick(d, 4, _NAME_SUFFIXES)}"
     out.append((shape.name_field, f'"{shape.name_field}":"{name}"'))
-    out.append(("description", variant.description_members[number(d, 6, len(variant.description_members))]))
+    description = variant.description_members[number(d, 6, len(variant.description_members))]
+    if edits:  # the JSON string's closing quote is the member's last character
+        description = f'{description[:-1]} (revision {edits + 1})"'
+    out.append(("description", description))
     out.append(("createdDateTime", f'"createdDateTime":"{created}"'))
     out.append((shape.modified_field, f'"{shape.modified_field}":"{modified}"'))
     if shape.versioned:
-        out.append(("version", f'"version":{1 + d[21] % 9}'))
+        out.append(("version", f'"version":{1 + d[21] % 9 + touched}'))
     if shape.scope_tags:
         out.append(("roleScopeTagIds", _SCOPE_TAGS[d[23] % len(_SCOPE_TAGS)]))
     for key, value in shape.fields(d, k, variant.odata_type).items():
         out.append((key, member(key, value)))
     return out, variant
+
+
+def _touched(modified: str, days: int) -> str:
+    """A Graph timestamp ``days`` days later (same time of day and fraction)."""
+    moved = time.gmtime(calendar.timegm(time.strptime(modified[:10], "%Y-%m-%d")) + days * 86_400)
+    return time.strftime("%Y-%m-%d", moved) + modified[10:]
 
 
 def render_item(
@@ -89,12 +108,13 @@ def render_item(
     *,
     select: frozenset[str] | None = None,
     drop_id: bool = False,
+    generation: int = 1,
 ) -> str:
-    """Item ``k`` as JSON text, as it appears in a page's ``value``.
+    """Item ``k`` as JSON text, as it appears in a page's ``value`` in ``generation``.
 
     With ``select`` only those properties are kept (plus ``@odata.type`` and ``id``).
     """
-    members, variant = _members(population, SHAPES[shape_key], k)
+    members, variant = _members(population, SHAPES[shape_key], k, generation)
     if drop_id:
         members = [m for m in members if m[0] != "id"]
     if select is not None:
@@ -106,7 +126,7 @@ def render_item(
     return "{" + ",".join([text for _key, text in members]) + "}"
 
 
-def build_item(population: Population, shape_key: str, k: int) -> dict[str, Any]:
+def build_item(population: Population, shape_key: str, k: int, generation: int = 1) -> dict[str, Any]:
     """Item ``k`` of a population as a fresh dict: exactly what ``render_item`` serves."""
-    item: dict[str, Any] = json.loads(render_item(population, shape_key, k))
+    item: dict[str, Any] = json.loads(render_item(population, shape_key, k, generation=generation))
     return item

@@ -107,6 +107,8 @@ class TenantScenario(BaseModel):
     faults: list[Fault] = Field(default_factory=list)
     removed_per_generation: float = Field(default=0.1, ge=0.0, le=1.0)
     added_per_generation: float = Field(default=0.05, ge=0.0, le=10.0)
+    # items edited per generation (content changes, half without a lastModifiedDateTime change)
+    edited_per_generation: float = Field(default=0.0, ge=0.0, le=1.0)
 
     @field_validator("tenant_id")
     @classmethod
@@ -183,6 +185,7 @@ def population_for(scenario: Scenario, tenant: TenantScenario, policy_type: str)
         base=tenant.item_counts.get(policy_type, 0),
         removed=tenant.removed_per_generation,
         added=tenant.added_per_generation,
+        edited=tenant.edited_per_generation,
     )
 
 
@@ -198,4 +201,4 @@ def items_for(
     if policy_type not in CATALOG:
         raise KeyError(f"unknown policy type {policy_type!r}")
     population = population_for(scenario, tenant, policy_type)
-    return [build_item(population, policy_type, k) for k in population.alive_indices(generation)]
+    return [build_item(population, policy_type, k, generation) for k in population.alive_indices(generation)]

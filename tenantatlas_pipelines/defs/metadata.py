@@ -87,7 +87,7 @@ def skipped_description(result: SyncResult) -> str:
     """What a skipped sync says, in the run's log and on the partition's observation."""
     holder = result.lock_holder
     if holder is None:
-        return f"sync skipped: another run holds the lock of this tenant and selection (sync run {result.run_id})"
+        return f"sync skipped: another run holds this tenant and selection's lock (sync run {result.run_id})"
     by = f" (Dagster run {holder.dagster_run_id})" if holder.dagster_run_id else ""
     return (
         f"sync skipped, nothing materialised: sync run {holder.id}{by} holds the lock of this "
@@ -102,7 +102,9 @@ def skipped_metadata(result: SyncResult) -> dict[str, Any]:
         "skipped": dg.MetadataValue.text("lock_contended"),
         "skipped_sync_run_id": text(result.run_id),
         "lock_held_by_sync_run_id": text(holder.id if holder else "unknown"),
-        "lock_held_by_dagster_run_id": text(holder.dagster_run_id if holder and holder.dagster_run_id else "-"),
+        "lock_held_by_dagster_run_id": text(
+            holder.dagster_run_id if holder and holder.dagster_run_id else "-"
+        ),
     }
 
 

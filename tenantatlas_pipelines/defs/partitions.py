@@ -49,5 +49,5 @@ def backfill_request(keys: Sequence[str], trigger: str) -> dg.RunRequest:
     yet public) way to do it.
     """
     subset = inventory_partitions.empty_subset().with_partition_keys(keys)
-    graph_subset = AssetGraphSubset(partitions_subsets_by_asset_key=dict.fromkeys(SYNCED_ASSETS, subset))
+    graph_subset = AssetGraphSubset(dict.fromkeys(SYNCED_ASSETS, subset), set())  # type: ignore[call-arg]
     return dg.RunRequest.for_asset_graph_subset(graph_subset, tags={TRIGGER_TAG: trigger})

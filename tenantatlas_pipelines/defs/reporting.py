@@ -63,13 +63,15 @@ class BatchReporter:
                 )
             )
         elif sync is not None:
+            codes = ", ".join(sync.error_codes) or "none"
             context.log.error(
-                f"sync run {sync.run_id} of {key} failed (error codes {', '.join(sync.error_codes) or 'none'}): "
-                "the partition is not materialised"
+                f"sync run {sync.run_id} of {key} failed (error codes {codes}): partition not materialised"
             )
         if outcome.missing is not None:
             context.log_event(
-                dg.AssetMaterialization(MISSING_KEY, partition=key, metadata=missing_metadata(outcome.missing))
+                dg.AssetMaterialization(
+                    MISSING_KEY, partition=key, metadata=missing_metadata(outcome.missing)
+                )
             )
         elif outcome.missing_error is not None:
             context.log.error(f"missing derivation of {key} failed: {outcome.missing_error}")
@@ -89,7 +91,9 @@ class BatchReporter:
             self.context.log_event(last_sync_evaluation(key, grade_last_sync(run)))
         if INVENTORY_FRESH in self.checks:
             usable = self.store.latest_completed_run(tenant_pk, selection_hash, USABLE_STATUSES)
-            freshness = assess_freshness(usable.finished_at if usable else None, self.store.now(), self.window)
+            freshness = assess_freshness(
+                usable.finished_at if usable else None, self.store.now(), self.window
+            )
             self.context.log_event(freshness_evaluation(key, freshness))
 
     def finish(self, outcomes: Sequence[PartitionOutcome]) -> None:
@@ -105,7 +109,9 @@ class BatchReporter:
                 f"{len(failed)} of {len(outcomes)} partitions failed (the others are materialised):\n"
                 + "\n".join(lines)
             ),
-            metadata={"failed_partitions": dg.MetadataValue.text(", ".join(o.partition.label for o in failed))},
+            metadata={
+                "failed_partitions": dg.MetadataValue.text(", ".join(o.partition.label for o in failed))
+            },
             allow_retries=False,
         )
 

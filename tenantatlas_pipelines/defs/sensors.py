@@ -89,17 +89,18 @@ def inventory_nightly_sweep(
 ) -> dg.SensorResult:
     tick = latest_sweep_tick(datetime.now(UTC))
     if context.cursor is None:
-        return dg.SensorResult(cursor=tick.isoformat(), skip_reason="turned on: the first sweep is the next 02:00 UTC")
+        return dg.SensorResult(
+            cursor=tick.isoformat(), skip_reason="turned on: the first sweep is the next 02:00 UTC"
+        )
     if context.cursor >= tick.isoformat():
         return dg.SensorResult(skip_reason=f"swept at {context.cursor}; next sweep after 02:00 UTC")
     keys = sweep_keys(context.instance, registry)
     if not keys:
         return dg.SensorResult(
-            cursor=tick.isoformat(), skip_reason="no enabled tenant partitions yet (the registry sensor adds them)"
+            cursor=tick.isoformat(),
+            skip_reason="no enabled tenant partitions yet (the registry sensor adds them)",
         )
-    return dg.SensorResult(
-        run_requests=[backfill_request(keys, "nightly-sweep")], cursor=tick.isoformat()
-    )
+    return dg.SensorResult(run_requests=[backfill_request(keys, "nightly-sweep")], cursor=tick.isoformat())
 
 
 def sweep_keys(instance: dg.DagsterInstance, registry: RegistryResource) -> list[str]:
@@ -143,7 +144,9 @@ def inventory_freshness_sensor(
         if freshness.fresh == (key in reported_stale):  # the state changed since the last report
             events.append(freshness_evaluation(key, freshness))
     if not events:
-        return dg.SensorResult(skip_reason=f"no change: {len(stale)} stale partitions", cursor="\n".join(sorted(stale)))
+        return dg.SensorResult(
+            skip_reason=f"no change: {len(stale)} stale partitions", cursor="\n".join(sorted(stale))
+        )
     return dg.SensorResult(asset_events=events, cursor="\n".join(sorted(stale)))
 
 
@@ -161,7 +164,7 @@ def _mark_sync_failed(context: dg.RunStatusSensorContext, database: InventoryDat
 # page's Materialize button and of backfills included (a sync can run in any of them)
 @dg.run_failure_sensor(
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Marks the running sync runs of a failed Dagster run failed (run_abandoned), whatever its job.",
+    description="Marks the running sync runs of a failed Dagster run failed (run_abandoned), any job.",
 )
 def sync_run_failure_sensor(context: dg.RunFailureSensorContext, database: InventoryDatabase) -> None:
     _mark_sync_failed(context, database, "failed")
@@ -170,7 +173,7 @@ def sync_run_failure_sensor(context: dg.RunFailureSensorContext, database: Inven
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.CANCELED,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Marks the running sync runs of a terminated Dagster run failed (run_abandoned), whatever its job.",
+    description="Marks the running sync runs of a terminated Dagster run failed (run_abandoned), any job.",
 )
 def sync_run_canceled_sensor(context: dg.RunStatusSensorContext, database: InventoryDatabase) -> None:
     _mark_sync_failed(context, database, "was terminated")

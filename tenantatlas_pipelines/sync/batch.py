@@ -26,7 +26,13 @@ from tenantatlas_pipelines.inventory.runs import RunStatus
 from tenantatlas_pipelines.registry import Registry
 from tenantatlas_pipelines.sync.missing import derive_missing
 from tenantatlas_pipelines.sync.process_memory import prepare_process
-from tenantatlas_pipelines.sync.service import GraphFactory, SyncRequest, SyncResult, SyncService, SyncSettings
+from tenantatlas_pipelines.sync.service import (
+    GraphFactory,
+    SyncRequest,
+    SyncResult,
+    SyncService,
+    SyncSettings,
+)
 
 log = logging.getLogger(__name__)
 

@@ -55,9 +55,7 @@ def assess_freshness(last_usable_at: datetime | None, now: datetime, window: tim
     """Fresh when a success or partial run finished within ``window`` before ``now``."""
     window_hours = window.total_seconds() / 3600
     if last_usable_at is None:
-        return Freshness(
-            False, f"no successful or partial sync yet (window {window_hours:g} h)", None, None
-        )
+        return Freshness(False, f"no successful or partial sync yet (window {window_hours:g} h)", None, None)
     age_hours = (now - last_usable_at).total_seconds() / 3600
     fresh = now - last_usable_at <= window
     word = "within" if fresh else "older than"

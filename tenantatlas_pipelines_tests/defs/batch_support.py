@@ -35,7 +35,9 @@ def run_batch(
     )
 
 
-def run_one(instance: dg.DagsterInstance, resources: dict, key: str, **kw: object) -> dg.ExecuteInProcessResult:
+def run_one(
+    instance: dg.DagsterInstance, resources: dict, key: str, **kw: object
+) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [inventory_assets],
         partition_key=key,
@@ -51,12 +53,16 @@ def partition_status(instance: dg.DagsterInstance, asset: dg.AssetKey) -> tuple[
     """(materialised, failed) partitions of ``asset``, as the partitions grid shows them."""
     value = get_and_update_asset_status_cache_value(instance, asset, inventory_partitions)
     assert value is not None
-    materialised = set(value.deserialize_materialized_partition_subsets(inventory_partitions).get_partition_keys())
+    materialised = set(
+        value.deserialize_materialized_partition_subsets(inventory_partitions).get_partition_keys()
+    )
     failed = set(value.deserialize_failed_partition_subsets(inventory_partitions).get_partition_keys())
     return materialised, failed
 
 
 def events_of(instance: dg.DagsterInstance, run_id: str, event_type: str) -> list[dg.EventLogEntry]:
     return [
-        e for e in instance.all_logs(run_id) if e.dagster_event and e.dagster_event.event_type_value == event_type
+        e
+        for e in instance.all_logs(run_id)
+        if e.dagster_event and e.dagster_event.event_type_value == event_type
     ]

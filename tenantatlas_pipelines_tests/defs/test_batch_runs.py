@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
-
-from tenantatlas_pipelines.db.store import InventoryStore
-from tenantatlas_pipelines.inventory.runs import RunStatus
-from tenantatlas_pipelines.inventory.settings import DEMO_REGISTRY
-from tenantatlas_pipelines.registry import load_registry
 from batch_support import (
     ITEMS,
     MISSING,
@@ -17,6 +12,11 @@ from batch_support import (
     register,
     run_batch,
 )
+
+from tenantatlas_pipelines.db.store import InventoryStore
+from tenantatlas_pipelines.inventory.runs import RunStatus
+from tenantatlas_pipelines.inventory.settings import DEMO_REGISTRY
+from tenantatlas_pipelines.registry import load_registry
 
 TENANTS = ["contoso", "fabrikam", "northwind"]
 SELECTIONS = ["all", "compliance"]
@@ -41,7 +41,10 @@ def test_a_batch_syncs_every_partition_in_one_run_each_with_its_own_sync_run(
     assert materialised == set(keys) and not failed
     assert partition_status(instance, MISSING)[0] == set(keys)
     # each partition's own check results
-    checks = [e.dagster_event.event_specific_data for e in events_of(instance, result.run_id, "ASSET_CHECK_EVALUATION")]
+    checks = [
+        e.dagster_event.event_specific_data
+        for e in events_of(instance, result.run_id, "ASSET_CHECK_EVALUATION")
+    ]
     assert {(c.check_name, c.partition) for c in checks} == {
         (name, key) for name in ("last_sync_succeeded", "inventory_fresh") for key in keys
     }
@@ -77,8 +80,12 @@ def test_a_skipped_partition_is_not_materialised_and_names_the_run_holding_the_l
     selection = load_registry(DEMO_REGISTRY).selection("all")
     from tenantatlas_pipelines.sync.tenants import tenant_record
 
-    tenant_pk = store.ensure_tenant(tenant_record("northwind", load_registry(DEMO_REGISTRY).tenant("northwind")))
-    holder = store.start_run(tenant_pk, "all", selection.hash(), selection.canonical_json(), dagster_run_id="other-run")
+    tenant_pk = store.ensure_tenant(
+        tenant_record("northwind", load_registry(DEMO_REGISTRY).tenant("northwind"))
+    )
+    holder = store.start_run(
+        tenant_pk, "all", selection.hash(), selection.canonical_json(), dagster_run_id="other-run"
+    )
     result = run_batch(instance, resources, keys)
     assert result.success  # a skip is not a failure
     assert partition_status(instance, ITEMS) == (set(), set())  # and not a materialisation
@@ -91,4 +98,6 @@ def test_a_skipped_partition_is_not_materialised_and_names_the_run_holding_the_l
         "lock_held_by_sync_run_id",
         "lock_held_by_dagster_run_id",
     }
-    assert not any(isinstance(v, (dg.IntMetadataValue, dg.FloatMetadataValue)) for v in data.metadata.values())
+    assert not any(
+        isinstance(v, (dg.IntMetadataValue, dg.FloatMetadataValue)) for v in data.metadata.values()
+    )

@@ -6,6 +6,7 @@ import dagster as dg
 import yaml
 
 from tenantatlas_pipelines.definitions import defs
+from tenantatlas_pipelines.defs.batching import DEFAULT_BATCH_SIZE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,10 +18,12 @@ def test_definitions_load_and_validate() -> None:
     assert keys == {"inventory_items", "inventory_missing_items"}
     assert {s.name for s in repo.sensor_defs} == {
         "registry_sensor",
+        "inventory_nightly_sweep",
+        "inventory_freshness_sensor",
         "sync_run_failure_sensor",
         "sync_run_canceled_sensor",
     }
-    assert [s.name for s in repo.schedule_defs] == ["inventory_nightly_schedule"]
+    assert not repo.schedule_defs  # the nightly sweep is a sensor: it launches a batched backfill
     check_names = {k.name for k in repo.asset_graph.asset_check_keys}
     assert check_names == {"last_sync_succeeded", "inventory_fresh"}
 
@@ -38,7 +41,13 @@ def test_inventory_items_uses_the_msgraph_pool_and_the_contract_partitions() -> 
     )
     assets_def = repo.assets_defs_by_key[dg.AssetKey("inventory_items")]
     assert {op.pool for op in assets_def.node_def.iterate_op_defs()} == {"msgraph"}
-    assert assets_def.backfill_policy is None
+    policy = assets_def.backfill_policy
+    assert policy is not None and policy.max_partitions_per_run == DEFAULT_BATCH_SIZE
+    # the missing set is computed by the same batched step, downstream of the catalog
+    assert repo.assets_defs_by_key[dg.AssetKey("inventory_missing_items")] is assets_def
+    assert repo.asset_graph.get(dg.AssetKey("inventory_missing_items")).parent_keys == {
+        dg.AssetKey("inventory_items")
+    }
 
 
 def test_workspace_and_both_instance_files_load() -> None:

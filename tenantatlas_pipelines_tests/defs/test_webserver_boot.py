@@ -69,10 +69,12 @@ def test_webserver_starts_and_graphql_lists_assets_checks_sensors_and_schedule(t
         assert repo["location"]["name"] == "tenantatlas_pipelines"
         assert {s["name"] for s in repo["sensors"]} == {
             "registry_sensor",
+            "inventory_nightly_sweep",
+            "inventory_freshness_sensor",
             "sync_run_failure_sensor",
             "sync_run_canceled_sensor",
         }
-        assert [s["name"] for s in repo["schedules"]] == ["inventory_nightly_schedule"]
+        assert repo["schedules"] == []  # the nightly sweep is the sensor inventory_nightly_sweep
         assets = {tuple(a["assetKey"]["path"]): a for a in repo["assetNodes"]}
         assert set(assets) == {("inventory_items",), ("inventory_missing_items",)}
         checks = {c["name"] for c in assets[("inventory_items",)]["assetChecksOrError"]["checks"]}

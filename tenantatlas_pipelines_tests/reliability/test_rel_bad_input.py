@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from tenantatlas_pipelines.db.schema import inventory_items as inventory_items_table
 from tenantatlas_pipelines.db.store import InventoryStore
-from tenantatlas_pipelines.defs.assets import inventory_items, inventory_missing_items
+from tenantatlas_pipelines.defs.assets import inventory_assets
 from tenantatlas_pipelines.defs.partitions import partition_key
 from tenantatlas_pipelines.defs.resources import InventoryDatabase, RegistryResource
 from tenantatlas_pipelines.defs.sensors import registry_sensor
@@ -204,11 +204,11 @@ def test_hostile_partition_keys_added_by_hand_fail_clearly_write_nothing_and_the
                 # Dagster itself cannot parse "<selection>|con|toso" back: the run never starts
                 with pytest.raises(dg.DagsterUnknownPartitionError):
                     dg.materialize(
-                        [inventory_items], partition_key=key, instance=instance, resources=dagster_resources
+                        [inventory_assets], partition_key=key, instance=instance, resources=dagster_resources
                     )
                 continue
             result = dg.materialize(
-                [inventory_items, inventory_missing_items],
+                [inventory_assets],
                 partition_key=key,
                 instance=instance,
                 resources=dagster_resources,

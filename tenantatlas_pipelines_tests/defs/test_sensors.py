@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -9,11 +9,22 @@ import pytest
 from tenantatlas_pipelines.db.store import InventoryStore
 from tenantatlas_pipelines.defs.partitions import apply_partition_requests, partition_dimensions
 from tenantatlas_pipelines.defs.resources import RegistryResource
-from tenantatlas_pipelines.defs.schedules import inventory_nightly_schedule
-from tenantatlas_pipelines.defs.sensors import registry_sensor
+from tenantatlas_pipelines.defs.sensors import inventory_nightly_sweep, latest_sweep_tick, registry_sensor
 from tenantatlas_pipelines.registry import RegistryError
 
 TICK = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+
+
+def _backfill_keys(result: dg.SensorResult) -> set[tuple[str, str]]:
+    """The partitions of the one backfill a sensor result requests (both inventory assets)."""
+    (request,) = result.run_requests or []
+    subset = request.asset_graph_subset
+    assert subset is not None, "the sensor must launch a backfill (batched runs), not single runs"
+    by_asset = {key.to_user_string(): s for key, s in subset.partitions_subsets_by_asset_key.items()}
+    assert set(by_asset) == {"inventory_items", "inventory_missing_items"}
+    keys = [set(s.get_partition_keys()) for s in by_asset.values()]
+    assert keys[0] == keys[1]
+    return {partition_dimensions(k) for k in keys[0]}
 
 
 def _tick(instance: dg.DagsterInstance, resources: dict) -> dg.SensorResult:
@@ -29,11 +40,13 @@ def test_sensor_mirrors_tenants_adds_partitions_and_requests_first_syncs(
     first = _tick(instance, resources)
     assert set(instance.get_dynamic_partitions("tenants")) == {"contoso", "fabrikam", "northwind"}
     assert set(instance.get_dynamic_partitions("selections")) == {"all", "compliance"}
-    requested = {partition_dimensions(str(r.partition_key)) for r in first.run_requests or []}
+    requested = _backfill_keys(first)
     assert requested == {(t, s) for t in ("contoso", "fabrikam", "northwind") for s in ("all", "compliance")}
     assert store.tenant_pk("contoso") > 0
     second = _tick(instance, resources)
     assert not second.run_requests and not second.dynamic_partitions_requests
+    assert second.skip_reason is not None
+    assert second.skip_reason.skip_message == "registry unchanged: 3 tenants (3 enabled), 2 selections"
 
 
 def test_sensor_removes_partitions_of_tenants_gone_from_the_registry(
@@ -60,7 +73,16 @@ def test_sensor_refuses_a_bad_registry_and_changes_nothing(
     assert set(instance.get_dynamic_partitions("tenants")) == {"contoso", "fabrikam", "northwind"}
 
 
-def test_schedule_requests_one_run_per_enabled_partition(
+def _sweep(instance: dg.DagsterInstance, registry_file: Path, cursor: str | None) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=instance, resources={"registry": RegistryResource(path=str(registry_file))}, cursor=cursor
+    )
+    result = inventory_nightly_sweep(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def test_nightly_sweep_launches_one_backfill_of_every_enabled_partition_once_a_day(
     instance: dg.DagsterInstance, resources: dict, registry_file: Path
 ) -> None:
     _tick(instance, resources)
@@ -69,20 +91,23 @@ def test_schedule_requests_one_run_per_enabled_partition(
             "    display_name: Fabrikam Inc\n", "    display_name: Fabrikam Inc\n    enabled: false\n"
         )
     )
-    context = dg.build_schedule_context(
-        instance=instance,
-        resources={"registry": RegistryResource(path=str(registry_file))},
-        scheduled_execution_time=TICK,
-    )
-    requests = inventory_nightly_schedule(context)
-    assert isinstance(requests, list)
-    keys = sorted(partition_dimensions(str(r.partition_key)) for r in requests)
-    assert keys == sorted((t, s) for t in ("contoso", "northwind") for s in ("all", "compliance"))
-    assert len({r.run_key for r in requests}) == len(requests)
+    yesterday = (latest_sweep_tick(datetime.now(UTC)) - timedelta(days=1)).isoformat()
+    result = _sweep(instance, registry_file, cursor=yesterday)
+    assert _backfill_keys(result) == {(t, s) for t in ("contoso", "northwind") for s in ("all", "compliance")}
+    assert result.cursor == latest_sweep_tick(datetime.now(UTC)).isoformat()
+    again = _sweep(instance, registry_file, cursor=result.cursor)
+    assert not again.run_requests  # one sweep per day
 
 
-def test_schedule_skips_before_any_partition_exists(instance: dg.DagsterInstance, resources: dict) -> None:
-    context = dg.build_schedule_context(
-        instance=instance, resources={"registry": resources["registry"]}, scheduled_execution_time=TICK
-    )
-    assert isinstance(inventory_nightly_schedule(context), dg.SkipReason)
+def test_nightly_sweep_turned_on_waits_for_the_next_0200(
+    instance: dg.DagsterInstance, resources: dict, registry_file: Path
+) -> None:
+    _tick(instance, resources)
+    result = _sweep(instance, registry_file, cursor=None)
+    assert not result.run_requests and result.cursor == latest_sweep_tick(datetime.now(UTC)).isoformat()
+
+
+def test_the_sweep_tick_is_the_latest_0200_utc() -> None:
+    assert latest_sweep_tick(TICK) == TICK
+    assert latest_sweep_tick(TICK - timedelta(minutes=1)) == TICK - timedelta(days=1)
+    assert latest_sweep_tick(TICK + timedelta(hours=23)) == TICK

@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from tenantatlas_pipelines.db.engine import make_engine
+from tenantatlas_pipelines.db.engine import connect, make_engine
 from tenantatlas_pipelines.inventory.errors import ErrorCode, TenantAtlasError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -41,7 +41,7 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -70,7 +70,7 @@ def assert_at_head(engine: Engine) -> None:
 def _run(engine_or_url: Engine | str | None, direction: str, target: str) -> None:
     engine = engine_or_url if isinstance(engine_or_url, Engine) else make_engine(engine_or_url)
     try:
-        with engine.begin() as conn:
+        with connect(engine) as conn, conn.begin():
             config = alembic_config(connection=conn)
             if direction == "upgrade":
                 command.upgrade(config, target)

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: venv demo dev test test-fast lint typecheck bench lock check-config clean
+.PHONY: venv demo dev nightly-on nightly-off test test-fast lint typecheck bench lock check-config clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,9 +24,17 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m tenantatlas_pipelines.demo
 
-## the Dagster UI (webserver + daemon) on the same instance
+## the Dagster UI (webserver + daemon) on the same instance, at http://127.0.0.1:3000
+## (`dagster dev` runs from $(DAGSTER_HOME), so it does not warn about the root's dagster.yaml)
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/tenantatlas dev
+
+## the nightly sweep starts STOPPED: turn it on (or off) on the instance of `make dev`
+nightly-on: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster sensor start inventory_nightly_sweep -w workspace.yaml
+
+nightly-off: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster sensor stop inventory_nightly_sweep -w workspace.yaml
 
 ## lint, type-check, then the whole suite (SQLite always; PostgreSQL when reachable)
 test: $(STAMP) lint typecheck
@@ -41,6 +49,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+## validate the registry ($$TENANTATLAS_REGISTRY, else the demo's, checked with its fake secrets)
 check-config: $(STAMP)
 	$(VENV)/bin/tenantatlas check-config
 

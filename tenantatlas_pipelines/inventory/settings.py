@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 
 DATABASE_URL_ENV = "TENANTATLAS_DATABASE_URL"
@@ -14,6 +15,17 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = PACKAGE_DIR / "data"
 DEMO_REGISTRY = DATA_DIR / "demo_registry.yaml"
 DEMO_SCENARIO = DATA_DIR / "demo_scenario.yaml"
+
+# the simulator's fake client secrets for the bundled demo tenants (not real credentials)
+DEMO_SECRETS = {
+    "CONTOSO_GRAPH_SECRET": "contoso-demo-secret",
+    "FABRIKAM_GRAPH_SECRET": "fabrikam-demo-secret",
+    "NORTHWIND_GRAPH_SECRET": "northwind-demo-secret",
+}
+
+# path settings a process resolves against its working directory (see `pin_relative_paths`)
+SIMULATOR_SCENARIO_ENV = "TENANTATLAS_SIMULATOR_SCENARIO"
+_PATH_ENVS = (REGISTRY_ENV, STATE_DIR_ENV, DAGSTER_HOME_ENV, SIMULATOR_SCENARIO_ENV)
 
 
 def project_root() -> Path:
@@ -45,3 +57,29 @@ def dagster_home() -> Path:
     """$DAGSTER_HOME, else `.dagster_home/` in the repo (holding a copy of dagster.yaml)."""
     value = os.environ.get(DAGSTER_HOME_ENV)
     return Path(value) if value else project_root() / ".dagster_home"
+
+
+def is_demo_registry(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is the bundled demo registry (whose secrets are the simulator's fakes)."""
+    return Path(path).resolve() == DEMO_REGISTRY.resolve()
+
+
+def pin_relative_paths(environ: MutableMapping[str, str] | None = None) -> None:
+    """Make the relative path settings absolute, against the current directory.
+
+    For a process about to change directory (``tenantatlas dev`` starts Dagster
+    from $DAGSTER_HOME): a relative registry, state folder, Dagster home,
+    simulator scenario or SQLite file keeps meaning what it meant where the user
+    typed it.
+    """
+    env = os.environ if environ is None else environ
+    for name in _PATH_ENVS:
+        value = env.get(name)
+        if value and not Path(value).is_absolute():
+            env[name] = str(Path(value).resolve())
+    url = env.get(DATABASE_URL_ENV)
+    prefix = "sqlite:///"
+    if url and url.startswith(prefix):
+        path, query = url[len(prefix) :].partition("?")[::2]
+        if path and path != ":memory:" and not path.startswith(("/", "file:")):
+            env[DATABASE_URL_ENV] = prefix + str(Path(path).resolve()) + (f"?{query}" if query else "")

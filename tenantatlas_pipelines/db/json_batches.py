@@ -14,18 +14,26 @@ What a refresh writes: an unchanged item gets its ``last_seen_at`` and
 ``updated_at`` moves only when the name, category, platform or meta changed.
 ``last_seen_at`` never moves backwards, and ``last_seen_run_id`` follows only a forward
 move (``update_assignments``).
+
+Content fingerprints (contract section 5b): ``content_hash`` is the item's sha256
+(inventory/fingerprint.py); ``content_changed_at`` and ``content_changed_run_id`` move, with
+``updated_at``, only when a stored hash changes. A row without a hash (written before
+migration 0004) takes its hash on its next write without counting as changed. The
+statement returns one row per item written, classified ``new`` (first written by this run),
+``changed`` (its hash moved in this run) or ``unchanged`` (``WRITE_KINDS``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
 import orjson
 from sqlalchemy import TextClause, bindparam, text
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 
 from tenantatlas_pipelines.db.records import MissingRow
 from tenantatlas_pipelines.db.types import UtcDateTime
@@ -35,7 +43,15 @@ from tenantatlas_pipelines.inventory.normalize import NormalizedItem
 CONTENT_COLUMNS: Final = ("display_name", "category", "platform", "meta_jsonb")
 _INSERTED = (
     "tenant_id, policy_type, external_id, display_name, category, platform, "
-    "meta_jsonb, last_seen_at, last_seen_run_id, created_at, updated_at"
+    "meta_jsonb, last_seen_at, last_seen_run_id, created_at, updated_at, "
+    "content_hash, content_changed_at, created_run_id, content_changed_run_id"
+)
+# the kinds of write the statement returns, by their code (the RETURNING column)
+WRITE_KINDS: Final = ("new", "changed", "unchanged")
+_RETURNING = (
+    " RETURNING inventory_items.policy_type, CASE "
+    "WHEN inventory_items.created_run_id = :run_id THEN 0 "
+    "WHEN inventory_items.content_changed_run_id = :run_id THEN 1 ELSE 2 END"
 )
 _CONFLICT = "ON CONFLICT (tenant_id, policy_type, external_id) DO UPDATE SET "
 # the text fields of a NormalizedItem the statement reads (then ``meta``, as JSON)
@@ -63,7 +79,10 @@ def update_assignments(dialect: str) -> dict[str, str]:
       may overlap and write an item in either order; the item keeps the later time
       (contract section 4, "Monotonic last_seen");
     - ``last_seen_run_id`` follows only a strictly later ``last_seen_at``;
-    - ``updated_at`` moves only when a content column changed.
+    - ``content_hash`` moves when the item's fingerprint differs from a stored one
+      (``content_changed_at`` and ``content_changed_run_id`` with it); a stored NULL (a row
+      from before migration 0004) just takes the hash: not a change;
+    - ``updated_at`` moves only when a content column or the stored hash changed.
 
     Every right-hand side reads the row as it was before this statement (both dialects).
     Extend by adding entries: ``update_clause`` joins them.
@@ -76,7 +95,16 @@ def update_assignments(dialect: str) -> dict[str, str]:
     assignments["last_seen_run_id"] = (
         f"CASE WHEN {forward} THEN {_NEW}last_seen_run_id ELSE {_STORED}last_seen_run_id END"
     )
-    assignments["updated_at"] = f"CASE WHEN {unchanged} THEN {_STORED}updated_at ELSE {_NEW}updated_at END"
+    moved = (
+        f"({_STORED}content_hash IS NOT NULL AND {_NEW}content_hash IS NOT NULL "
+        f"AND {_STORED}content_hash <> {_NEW}content_hash)"
+    )
+    assignments["content_hash"] = f"coalesce({_NEW}content_hash, {_STORED}content_hash)"
+    for column in ("content_changed_at", "content_changed_run_id"):
+        assignments[column] = f"CASE WHEN {moved} THEN {_NEW}{column} ELSE {_STORED}{column} END"
+    assignments["updated_at"] = (
+        f"CASE WHEN {unchanged} AND NOT {moved} THEN {_STORED}updated_at ELSE {_NEW}updated_at END"
+    )
     return assignments
 
 
@@ -86,24 +114,27 @@ def update_clause(dialect: str) -> str:
 
 
 def _statement(dialect: str) -> TextClause:
+    # per item: its text fields, then meta (JSON) and the content hash, each at its column
     if dialect == "postgresql":
-        fields = ", ".join(f"s.{f}" for f in _TEXT_FIELDS)
-        columns = ", ".join(f"{f} text" for f in _TEXT_FIELDS)
+        text_fields = ", ".join(f"s.{f}" for f in _TEXT_FIELDS)
+        columns = ", ".join(f"{f} text" for f in (*_TEXT_FIELDS, "content_hash"))
+        meta, content_hash = "s.meta", "s.content_hash"
         source = (
-            f"SELECT :tenant, t.key, {fields}, s.meta, :seen_at, :run_id, :now, :now "
             "FROM json_each(CAST(:rows AS json)) AS t, "
             f"json_to_recordset(t.value) AS s({columns}, meta jsonb) "
             # the same lock order in every run (code point order): overlapping runs cannot deadlock
             'ORDER BY t.key COLLATE "C", s.external_id COLLATE "C" '
         )
     else:
-        fields = ", ".join(f"s.value ->> '$.{f}'" for f in _TEXT_FIELDS)
-        source = (
-            f"SELECT :tenant, t.key, {fields}, s.value -> '$.meta', :seen_at, :run_id, :now, :now "
-            # WHERE true: SQLite's upsert after INSERT ... SELECT needs a WHERE to parse
-            "FROM json_each(:rows) AS t, json_each(t.value) AS s WHERE true ORDER BY 2, 3 "
-        )
-    sql = f"INSERT INTO inventory_items ({_INSERTED}) {source}{_CONFLICT}{update_clause(dialect)}"
+        text_fields = ", ".join(f"s.value ->> '$.{f}'" for f in _TEXT_FIELDS)
+        meta, content_hash = "s.value -> '$.meta'", "s.value ->> '$.content_hash'"
+        # WHERE true: SQLite's upsert after INSERT ... SELECT needs a WHERE to parse
+        source = "FROM json_each(:rows) AS t, json_each(t.value) AS s WHERE true ORDER BY 2, 3 "
+    source = (
+        f"SELECT :tenant, t.key, {text_fields}, {meta}, :seen_at, :run_id, :now, :now, "
+        f"{content_hash}, :now, :run_id, :run_id {source}"
+    )
+    sql = f"INSERT INTO inventory_items ({_INSERTED}) {source}{_CONFLICT}{update_clause(dialect)}{_RETURNING}"
     return text(sql).bindparams(
         bindparam("seen_at", type_=UtcDateTime()), bindparam("now", type_=UtcDateTime())
     )
@@ -137,6 +168,42 @@ def _fields(item: NormalizedItem) -> dict[str, Any]:
 def parameters(tenant_pk: int, run_id: int, items: ItemBatch, seen_at: Any, now: Any) -> dict[str, Any]:
     rows = batch_document(items)
     return {"tenant": tenant_pk, "seen_at": seen_at, "run_id": run_id, "now": now, "rows": rows}
+
+
+@dataclass(slots=True)
+class WriteCounts:
+    """What one or more item upserts found, per policy type: ``{type: [new, changed, unchanged]}``."""
+
+    per_type: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(map(sum, self.per_type.values()))
+
+    def kind_total(self, kind: str) -> int:
+        index = WRITE_KINDS.index(kind)
+        return sum(counts[index] for counts in self.per_type.values())
+
+    def add(self, other: WriteCounts) -> None:
+        for policy_type, counts in other.per_type.items():
+            mine = self.per_type.setdefault(policy_type, [0, 0, 0])
+            for index, count in enumerate(counts):
+                mine[index] += count
+
+
+def write_items(
+    conn: Connection, tenant_pk: int, run_id: int, items: ItemBatch, seen_at: Any, now: Any
+) -> WriteCounts:
+    """Run the item upsert of ``items`` (one statement) and count what it returned per type and kind."""
+    counts = WriteCounts()
+    per_type = counts.per_type
+    result = conn.execute(STATEMENTS[conn.dialect.name], parameters(tenant_pk, run_id, items, seen_at, now))
+    for policy_type, kind in result:
+        row = per_type.get(policy_type)
+        if row is None:
+            row = per_type[policy_type] = [0, 0, 0]
+        row[kind] += 1
+    return counts
 
 
 # -- the missing rows of a partition ------------------------------------------------------------

@@ -30,7 +30,7 @@ from tenantatlas_pipelines.db.errors import (
     UnknownRunError,
     UnknownTenantError,
 )
-from tenantatlas_pipelines.db.json_batches import STATEMENTS, MissingBatch, parameters
+from tenantatlas_pipelines.db.json_batches import MissingBatch, WriteCounts, write_items
 from tenantatlas_pipelines.db.missing import NO_REFERENCE_REASON, assess_confidence
 from tenantatlas_pipelines.db.records import (
     MissingResult,
@@ -455,6 +455,9 @@ class InventoryStore:
             "type_results": redact_value({k: v.to_dict() for k, v in outcome.type_results.items()}),
             "items_observed_count": outcome.items_observed,
             "items_upserted_count": outcome.items_upserted,
+            "items_new_count": outcome.items_new,
+            "items_changed_count": outcome.items_changed,
+            "items_unchanged_count": outcome.items_unchanged,
             "errors_count": len(outcome.errors),
             "finished_at": now,
             "updated_at": now,
@@ -591,21 +594,28 @@ class InventoryStore:
         run_id: int,
         batches: Mapping[str, Sequence[NormalizedItem]],
         seen_at: datetime,
+        *,
+        counts: WriteCounts | None = None,
     ) -> int:
-        """``upsert_items`` for several policy types at once: one statement, one transaction."""
+        """``upsert_items`` for several policy types at once: one statement, one transaction.
+
+        ``counts``, when given, gains what the statement found per type: new, changed and
+        unchanged items (contract section 5b).
+        """
         # each id once per type: the last one wins
         latest = {
             key: list({i.external_id: i for i in items}.values()) for key, items in batches.items() if items
         }
-        count = sum(map(len, latest.values()))
-        if not count:
+        if not latest:
             return 0
         seen_at = as_utc(seen_at)
         now = self.now()
         with self.engine.begin() as conn:
             self._touch(conn, tenant_pk, run_id, now)
-            conn.execute(STATEMENTS[self._dialect], parameters(tenant_pk, run_id, latest, seen_at, now))
-        return count
+            found = write_items(conn, tenant_pk, run_id, latest, seen_at, now)
+        if counts is not None:
+            counts.add(found)
+        return found.total
 
     @_scoped
     def count_items(self, tenant_pk: int, policy_types: Collection[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """Item normalisation: a raw Graph object becomes one catalog row.
 
-Only whitelisted keys reach ``meta_jsonb``; every other key is dropped and
-counted, never an exception. An item without a usable id is refused with
+Each item gets its content fingerprint (``content_hash``, inventory/fingerprint.py); the
+payload itself goes no further. Only whitelisted keys reach ``meta_jsonb``; every other key
+is dropped and counted, never an exception. An item without a usable id is refused with
 ``ItemInvalidError`` (the sync skips it and records ``item_invalid``).
 """
 
@@ -19,6 +20,7 @@ from tenantatlas_pipelines.inventory.catalog import (
     template_family,
 )
 from tenantatlas_pipelines.inventory.errors import ItemInvalidError
+from tenantatlas_pipelines.inventory.fingerprint import content_hash
 
 MAX_EXTERNAL_ID_CHARS = 255
 MAX_DISPLAY_NAME_CHARS = 1024
@@ -141,6 +143,7 @@ class NormalizedItem:
     platform: str | None
     meta: dict[str, Any] = field(default_factory=dict)
     dropped_meta_keys: int = 0
+    content_hash: str | None = None  # inventory/fingerprint.py; None only for hand-made items
 
 
 def normalize_item(policy_type: PolicyType, raw: Mapping[str, Any]) -> NormalizedItem:
@@ -188,4 +191,5 @@ def normalize_item(policy_type: PolicyType, raw: Mapping[str, Any]) -> Normalize
         platform=derive_platform(policy_type, raw),
         meta=meta,
         dropped_meta_keys=dropped,
+        content_hash=content_hash(policy_type.key, raw),
     )

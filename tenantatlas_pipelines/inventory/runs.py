@@ -46,6 +46,10 @@ class TypeResult:
     dropped_meta_keys: int = 0
     retries: int = 0
     error_code: ErrorCode | None = None
+    # what the upserts found (contract section 5b): first written, content hash moved, neither
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -55,6 +59,9 @@ class TypeResult:
             "skipped_items": self.skipped_items,
             "dropped_meta_keys": self.dropped_meta_keys,
             "retries": self.retries,
+            "new": self.new,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
         }
         if self.error_code is not None:
             data["error_code"] = str(self.error_code)
@@ -75,6 +82,18 @@ class RunOutcome:
     @property
     def error_codes(self) -> list[str]:
         return sorted({str(e.code) for e in self.errors})
+
+    @property
+    def items_new(self) -> int:
+        return sum(r.new for r in self.type_results.values())
+
+    @property
+    def items_changed(self) -> int:
+        return sum(r.changed for r in self.type_results.values())
+
+    @property
+    def items_unchanged(self) -> int:
+        return sum(r.unchanged for r in self.type_results.values())
 
     def error_context(self) -> dict[str, list[dict[str, Any]]]:
         """Errors grouped per policy type (``_tenant`` for tenant-level ones)."""

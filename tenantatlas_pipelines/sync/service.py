@@ -10,6 +10,7 @@ and only writes this tenant's rows.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -22,6 +23,7 @@ from typing import Protocol
 
 import orjson
 
+from tenantatlas_pipelines.db.json_batches import WriteCounts
 from tenantatlas_pipelines.db.store import InventoryStore, SyncRunRow
 from tenantatlas_pipelines.graph.client import GraphPage
 from tenantatlas_pipelines.graph.errors import GraphError
@@ -371,12 +373,22 @@ class _Run:
                 await self._upsert(batch)
 
     async def _upsert(self, batches: Batch) -> None:
+        counts = WriteCounts()  # what the upsert found per type (section 5b)
         try:
             self.upserted += await asyncio.to_thread(
-                self.store.upsert_batches, self.tenant_pk, self.run_id, batches, self.seen_at
+                functools.partial(self.store.upsert_batches, counts=counts),
+                self.tenant_pk,
+                self.run_id,
+                batches,
+                self.seen_at,
             )
         except Exception as exc:  # noqa: BLE001 - kept and re-raised by execute()
             self.write_error = exc
+            return
+        for key, (new, changed, unchanged) in counts.per_type.items():
+            result = self.states[key].result
+            result.new, result.changed = result.new + new, result.changed + changed
+            result.unchanged += unchanged
 
     async def _heartbeat(self) -> None:
         while True:

@@ -2,7 +2,8 @@
 
 1. applies the migrations to the embedded SQLite database (a fresh one each demo),
 2. evaluates the registry sensor (mirrors tenants, registers the partitions),
-3. materialises inventory_items and inventory_missing_items for every partition,
+3. materialises inventory_items and inventory_missing_items for every partition in one batched
+   Dagster run, launched through the workspace like a UI run (it shows on the Overview timeline),
 4. advances the simulator to its second generation (items removed and added) and syncs again,
 5. prints a table per partition: status, items, new, missing, confidence, error codes.
 """
@@ -21,8 +22,8 @@ from tenantatlas_pipelines.db.migrate import upgrade_to_head
 from tenantatlas_pipelines.definitions import defs
 from tenantatlas_pipelines.defs.partitions import (
     apply_partition_requests,
+    inventory_partitions,
     partition_dimensions,
-    partition_key,
 )
 from tenantatlas_pipelines.defs.resources import InventoryDatabase, RegistryResource
 from tenantatlas_pipelines.defs.sensors import registry_sensor
@@ -38,6 +39,7 @@ from tenantatlas_pipelines.inventory.settings import (
     registry_path,
     state_dir,
 )
+from tenantatlas_pipelines.launcher import Launcher, launcher
 from tenantatlas_pipelines.sync.graph_factory import set_simulator_generation
 from tenantatlas_pipelines.sync.missing import latest_completed_run
 
@@ -71,27 +73,28 @@ def _register_partitions(instance: dg.DagsterInstance) -> list[str]:
     context = dg.build_sensor_context(instance=instance, resources=resources)
     result = registry_sensor(context)
     assert isinstance(result, dg.SensorResult)
+    before = _partition_keys(instance)
     apply_partition_requests(instance, result)
-    new = len(result.run_requests or [])
-    tenants = instance.get_dynamic_partitions("tenants")
-    selections = instance.get_dynamic_partitions("selections")
-    keys = sorted(str(partition_key(t, s)) for t in tenants for s in selections)
-    print(f"registry sensor: {len(keys)} partitions ({new} new)")
+    keys = _partition_keys(instance)
+    print(f"registry sensor: {len(keys)} partitions ({len(set(keys) - set(before))} new)")
     return keys
 
 
-def _sync_all(instance: dg.DagsterInstance, keys: list[str], label: str) -> None:
-    job = defs.resolve_job_def("inventory_sync")
-    for key in keys:
-        started = time.monotonic()
-        result = job.execute_in_process(
-            partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET
-        )
-        state = "ok" if result.success else "FAILED"
-        print(
-            f"  {label}: {key:<22} dagster run {result.run_id[:8]} {state} "
-            f"({time.monotonic() - started:.1f}s)"
-        )
+def _partition_keys(instance: dg.DagsterInstance) -> list[str]:
+    return [str(key) for key in inventory_partitions.get_partition_keys(dynamic_partitions_store=instance)]
+
+
+def _sync_all(run: Launcher, keys: list[str], label: str) -> bool:
+    """One batched run of every partition, launched like a UI run (it shows on the timeline)."""
+    started = time.monotonic()
+    launched = run.launch_batch(keys, tags={"tenantatlas/trigger": "demo"}, run_config=QUIET)
+    finished = run.wait(launched.run_id)
+    ok = finished.status is dg.DagsterRunStatus.SUCCESS
+    print(
+        f"  {label}: {len(keys)} partitions in one Dagster run {launched.run_id[:8]} "
+        f"{'ok' if ok else str(finished.status.value)} ({time.monotonic() - started:.1f}s)"
+    )
+    return ok
 
 
 def _report(keys: list[str]) -> pd.DataFrame:
@@ -130,12 +133,13 @@ def main() -> int:
     prepare_environment(fresh_database=True)
     instance = dg.DagsterInstance.get()
     keys = _register_partitions(instance)
-    set_simulator_generation(1)
-    print("generation 1: first sync of every partition")
-    _sync_all(instance, keys, "sync")
-    set_simulator_generation(2)
-    print("generation 2: the simulator removed and added items; syncing again")
-    _sync_all(instance, keys, "resync")
+    with launcher(instance, project_root() / "workspace.yaml") as run:
+        set_simulator_generation(1)
+        print("generation 1: first sync of every partition")
+        _sync_all(run, keys, "sync")
+        set_simulator_generation(2)
+        print("generation 2: the simulator removed, added and edited items; syncing again")
+        _sync_all(run, keys, "resync")
     table = _report(keys)
     print()
     print(table.to_string(index=False))

@@ -17,6 +17,7 @@ FLOOR = {
     "sync": 3,
     "defs": 4,
     "definitions": 5,
+    "launcher": 5,  # launches runs of the definitions through a workspace, like the webserver
     "demo": 6,
     "cli": 7,  # the command line drives the demo too
 }

@@ -145,3 +145,27 @@ def test_two_materialisations_of_one_partition_at_once_one_runs_one_is_skipped(
     assert sorted(str(r.status) for r in runs) == ["skipped", "success"]
     skipped = next(r for r in runs if r.status is RunStatus.SKIPPED)
     assert skipped.error_codes == ["lock_contended"]
+
+
+def test_metadata_shows_ids_codes_and_times_as_text_and_counts_as_numbers(
+    instance: dg.DagsterInstance, resources: dict
+) -> None:
+    _register(instance)
+    result = _materialise(instance, resources, str(partition_key("fabrikam", "all")))
+    mats = {
+        m.asset_key.to_user_string(): m.materialization.metadata
+        for m in result.get_asset_materialization_events()
+    }
+    items, missing = mats["inventory_items"], mats["inventory_missing_items"]
+    # the UI plots every int and float as a metric over time: ids and codes must not be numbers
+    for meta, key in ((items, "sync_run_id"), (missing, "reference_sync_run_id")):
+        assert isinstance(meta[key], dg.TextMetadataValue) and meta[key].value.isdigit()
+    assert isinstance(items["error_codes"], dg.TextMetadataValue)
+    assert items["error_codes"].value == "graph_forbidden"
+    started = missing["reference_started_at"].value
+    assert isinstance(started, str) and "." not in started and started.endswith("+00:00")
+    for count in ("items_observed", "items_new", "items_changed", "items_unchanged"):
+        assert isinstance(items[count], dg.IntMetadataValue), count
+    assert items["items_new"].value == items["items_observed"].value  # a first sync: everything is new
+    table = items["per_policy_type"].value
+    assert [c.name for c in table.schema.columns][:3] == ["policy_type", "outcome", "error_code"]

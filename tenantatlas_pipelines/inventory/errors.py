@@ -11,8 +11,10 @@ from enum import StrEnum
 from typing import Any
 
 from tenantatlas_pipelines.inventory.redaction import redact
+from tenantatlas_pipelines.inventory.text_bounds import ERROR_FIELD_CHARS, bounded, storable
 
 MAX_MESSAGE_CHARS = 500
+MAX_SCOPES = 50  # permission scopes kept per error (a 403 names a handful)
 
 
 class ErrorCode(StrEnum):
@@ -51,8 +53,8 @@ ERROR_CODE_DOCS: dict[ErrorCode, str] = {
 
 
 def safe_message(text: object, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """Redact, then truncate: the only form in which free text is stored."""
-    cleaned = redact(str(text))
+    """Redact, make storable (no NUL, no lone surrogate), truncate: the only form free text is stored in."""
+    cleaned = storable(redact(str(text)))
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "\u2026"
 
 
@@ -74,13 +76,25 @@ class ErrorRecord:
     def __post_init__(self) -> None:
         self.code = ErrorCode(self.code)
         self.message = safe_message(self.message)
+        # Graph's own text (its error code, request ids, date): storable and short, whatever
+        # a hostile or broken error body holds (error_context is JSONB on PostgreSQL)
+        self.graph_code = _field(self.graph_code)
+        self.request_id = _field(self.request_id)
+        self.client_request_id = _field(self.client_request_id)
+        self.date = _field(self.date)
         if self.path is not None:
-            self.path = redact(self.path.split("?", 1)[0])
+            self.path = bounded(redact(self.path.split("?", 1)[0]), ERROR_FIELD_CHARS)
+        if self.scopes:
+            self.scopes = [bounded(scope, ERROR_FIELD_CHARS) for scope in self.scopes[:MAX_SCOPES]]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["code"] = str(self.code)
         return {k: v for k, v in data.items() if v not in (None, [])}
+
+
+def _field(value: str | None) -> str | None:
+    return bounded(value, ERROR_FIELD_CHARS) if isinstance(value, str) else None
 
 
 class TenantAtlasError(Exception):

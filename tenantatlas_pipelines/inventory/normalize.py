@@ -2,42 +2,46 @@
 
 Each item gets its content fingerprint (``content_hash``, inventory/fingerprint.py); the
 payload itself goes no further. Only whitelisted keys reach ``meta_jsonb``; every other key
-is dropped and counted, never an exception. An item without a usable id is refused with
-``ItemInvalidError`` (the sync skips it and records ``item_invalid``).
+is dropped and counted, never an exception. An item without a usable id (or with one longer than
+its column) is refused with ``ItemInvalidError`` (the sync skips it and records
+``item_invalid``). Every text the row holds is storable and within its column's length
+(``inventory/text_bounds.py``): an over-long name or platform is truncated, with a warning
+in meta.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tenantatlas_pipelines.inventory.catalog import (
+    Category,
     PolicyType,
     derive_category,
     derive_platform,
     template_family,
 )
 from tenantatlas_pipelines.inventory.errors import ItemInvalidError
+from tenantatlas_pipelines.inventory.text_bounds import (
+    CATEGORY_CHARS,
+    DISPLAY_NAME_CHARS,
+    EXTERNAL_ID_CHARS,
+    PLATFORM_CHARS,
+    storable,
+)
 from tenantatlas_pipelines.inventory.fingerprint import content_hash
 
-MAX_EXTERNAL_ID_CHARS = 255
-MAX_DISPLAY_NAME_CHARS = 1024
+# the column lengths (inventory/text_bounds.py), under the names the tests know
+MAX_EXTERNAL_ID_CHARS = EXTERNAL_ID_CHARS
+MAX_DISPLAY_NAME_CHARS = DISPLAY_NAME_CHARS
 MAX_META_STRING_CHARS = 256
 MAX_META_LIST_ITEMS = 100
-# text no database stores: NUL (PostgreSQL refuses it) and unpaired surrogates (not UTF-8 at all);
-# JSON may carry both as \u escapes, and one such item must not fail the whole run
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# NUL dropped, unpaired surrogates replaced: one such item must not fail the whole run
+_storable = storable
 
-
-def _storable(text: str) -> str:
-    """``text`` without NUL characters, unpaired surrogates replaced by U+FFFD (``text`` itself if clean)."""
-    if text.isascii() and "\x00" not in text:  # the common case: isascii() is O(1) in CPython
-        return text
-    if _UNSTORABLE.search(text) is None:
-        return text
-    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
+if max(map(len, Category)) > CATEGORY_CHARS:  # categories come from the catalog, never from Graph
+    raise RuntimeError(f"a Category value is longer than its column ({CATEGORY_CHARS} characters)")
 
 
 def _string(value: Any) -> str | None:
@@ -179,6 +183,12 @@ def normalize_item(policy_type: PolicyType, raw: Mapping[str, Any]) -> Normalize
         display_name = None
         warnings = ["display_name_missing"]
 
+    platform = derive_platform(policy_type, raw)
+    # Graph's text (an odata type name, a platforms list): the column holds 64 characters
+    if platform is not None and (len(platform) > PLATFORM_CHARS or storable(platform) is not platform):
+        platform, platform_warnings = _bounded_platform(platform)
+        warnings = [*(warnings or ()), *platform_warnings]
+
     meta = _meta(raw)
     dropped = len(raw.keys() - _CONSUMED)
     if warnings:
@@ -188,8 +198,18 @@ def normalize_item(policy_type: PolicyType, raw: Mapping[str, Any]) -> Normalize
         external_id=external_id,
         display_name=display_name,
         category=derive_category(policy_type, raw).value,
-        platform=derive_platform(policy_type, raw),
+        platform=platform,
         meta=meta,
         dropped_meta_keys=dropped,
         content_hash=content_hash(policy_type.key, raw),
     )
+
+
+def _bounded_platform(platform: str) -> tuple[str | None, list[str]]:
+    """The platform storable and within its column (truncated on a code point), and the warnings."""
+    clean = storable(platform)
+    warnings = [] if clean is platform else ["platform_sanitized"]
+    if len(clean) > PLATFORM_CHARS:
+        clean = clean[:PLATFORM_CHARS]
+        warnings.append("platform_truncated")
+    return clean or None, warnings

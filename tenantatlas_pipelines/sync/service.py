@@ -35,7 +35,7 @@ from tenantatlas_pipelines.inventory.errors import (
     TenantAtlasError,
     safe_message,
 )
-from tenantatlas_pipelines.inventory.normalize import NormalizedItem, normalize_item
+from tenantatlas_pipelines.inventory.normalize import MAX_DISPLAY_NAME_CHARS, NormalizedItem, normalize_item
 from tenantatlas_pipelines.inventory.redaction import (
     contains_known_secret,
     json_contains_known_secret,
@@ -412,7 +412,8 @@ def _scrub_known_secrets(batch: list[NormalizedItem]) -> None:
         return
     for item in batch:
         if item.display_name is not None:
-            item.display_name = redact(item.display_name)
+            # a redaction marker can be longer than what it hides: bound the name again
+            item.display_name = redact(item.display_name)[:MAX_DISPLAY_NAME_CHARS]
         item.meta = redact_value(item.meta)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from tenantatlas_pipelines.defs.assets import inventory_assets
+from tenantatlas_pipelines.defs.changes import inventory_changes
 from tenantatlas_pipelines.defs.jobs import inventory_sync_job
 from tenantatlas_pipelines.defs.resources import default_resources
 from tenantatlas_pipelines.defs.sensors import (
@@ -16,7 +17,7 @@ from tenantatlas_pipelines.defs.sensors import (
 )
 
 defs = dg.Definitions(
-    assets=[inventory_assets],
+    assets=[inventory_assets, inventory_changes],
     jobs=[inventory_sync_job],
     sensors=[
         registry_sensor,

@@ -2,8 +2,8 @@
 
 Each item gets its content fingerprint (``content_hash``, inventory/fingerprint.py); the
 payload itself goes no further. Only whitelisted keys reach ``meta_jsonb``; every other key
-is dropped and counted, never an exception. An item without a usable id (or with one longer than
-its column) is refused with ``ItemInvalidError`` (the sync skips it and records
+is dropped and counted, never an exception. An item without a usable id (or with one longer
+than its column) is refused with ``ItemInvalidError`` (the sync skips it and records
 ``item_invalid``). Every text the row holds is storable and within its column's length
 (``inventory/text_bounds.py``): an over-long name or platform is truncated, with a warning
 in meta.
@@ -23,6 +23,7 @@ from tenantatlas_pipelines.inventory.catalog import (
     template_family,
 )
 from tenantatlas_pipelines.inventory.errors import ItemInvalidError
+from tenantatlas_pipelines.inventory.fingerprint import content_hash
 from tenantatlas_pipelines.inventory.text_bounds import (
     CATEGORY_CHARS,
     DISPLAY_NAME_CHARS,
@@ -30,7 +31,6 @@ from tenantatlas_pipelines.inventory.text_bounds import (
     PLATFORM_CHARS,
     storable,
 )
-from tenantatlas_pipelines.inventory.fingerprint import content_hash
 
 # the column lengths (inventory/text_bounds.py), under the names the tests know
 MAX_EXTERNAL_ID_CHARS = EXTERNAL_ID_CHARS

@@ -6,8 +6,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from cli_support import fresh_env, run_cli, run_make
+
 from tenantatlas_pipelines.inventory.settings import DEMO_REGISTRY, DEMO_SECRETS, REGISTRY_ENV
-from tenantatlas_pipelines_tests.cli.cli_support import fresh_env, run_cli, run_make
 
 
 def test_make_check_config_passes_on_a_fresh_clone_without_any_secret_set(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_support import ROOT, fresh_env
 
 from tenantatlas_pipelines.inventory.settings import (
     DAGSTER_HOME_ENV,
@@ -20,7 +21,6 @@ from tenantatlas_pipelines.inventory.settings import (
     STATE_DIR_ENV,
     pin_relative_paths,
 )
-from tenantatlas_pipelines_tests.cli.cli_support import ROOT, fresh_env
 
 
 def _free_port() -> int:

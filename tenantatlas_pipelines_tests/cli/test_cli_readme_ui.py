@@ -8,10 +8,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from cli_support import ROOT, fresh_env, run_make
 from dagster._core.scheduler.instigation import InstigatorStatus
 
 from tenantatlas_pipelines.cli import DEV_HOST, DEV_PORT, stopped_automations
-from tenantatlas_pipelines_tests.cli.cli_support import ROOT, fresh_env, run_make
 
 
 def _quick_start() -> str:

@@ -4,8 +4,10 @@
 2. evaluates the registry sensor (mirrors tenants, registers the partitions),
 3. materialises inventory_items and inventory_missing_items for every partition in one batched
    Dagster run, launched through the workspace like a UI run (it shows on the Overview timeline),
-4. advances the simulator to its second generation (items removed and added) and syncs again,
-5. prints a table per partition: status, items, new, missing, confidence, error codes.
+4. advances the simulator to its second generation (items removed, added and edited) and syncs
+   again; after each sync, inventory_changes records each partition's change history,
+5. prints a table per partition: status, items, new, missing, appeared, changed, disappeared,
+   reappeared, confidence, error codes.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 
 import dagster as dg
 import pandas as pd
 
+from tenantatlas_pipelines.db.changes import ChangeHistory
 from tenantatlas_pipelines.db.migrate import upgrade_to_head
+from tenantatlas_pipelines.db.schema import CHANGE_KINDS
 from tenantatlas_pipelines.definitions import defs
+from tenantatlas_pipelines.defs.changes import inventory_changes
 from tenantatlas_pipelines.defs.partitions import (
     apply_partition_requests,
     inventory_partitions,
@@ -97,6 +103,19 @@ def _sync_all(run: Launcher, keys: list[str], label: str) -> bool:
     return ok
 
 
+def _record_changes(instance: dg.DagsterInstance, keys: list[str]) -> None:
+    """Materialise ``inventory_changes`` of every partition (in-process, one run each)."""
+    for key in keys:
+        dg.materialize(
+            [inventory_changes],
+            partition_key=key,
+            instance=instance,
+            resources=defs.resources,
+            run_config=QUIET,
+            raise_on_error=False,
+        )
+
+
 def _report(keys: list[str]) -> pd.DataFrame:
     resources = defs.resources or {}
     database = resources["database"]
@@ -110,6 +129,8 @@ def _report(keys: list[str]) -> pd.DataFrame:
         tenant_pk = store.tenant_pk(tenant_key)
         run = latest_completed_run(store, tenant_key, selection)
         missing = store.missing_summary(tenant_pk, selection_key)
+        changes = ChangeHistory(store).events(tenant_pk, selection.hash(), run.id) if run else []
+        kinds = Counter(str(e["kind"]) for e in changes)
         rows.append(
             {
                 "partition": key,
@@ -119,6 +140,7 @@ def _report(keys: list[str]) -> pd.DataFrame:
                 if run
                 else 0,
                 "missing": missing.count,
+                **{kind: kinds[kind] for kind in CHANGE_KINDS},
                 "confidence": missing.confidence or "-",
                 "retries": sum(int(r.get("retries", 0)) for r in (run.type_results or {}).values())
                 if run
@@ -137,9 +159,11 @@ def main() -> int:
         set_simulator_generation(1)
         print("generation 1: first sync of every partition")
         _sync_all(run, keys, "sync")
+        _record_changes(instance, keys)  # the baseline of the change history
         set_simulator_generation(2)
         print("generation 2: the simulator removed, added and edited items; syncing again")
         _sync_all(run, keys, "resync")
+        _record_changes(instance, keys)  # until the batched runs include inventory_changes
     table = _report(keys)
     print()
     print(table.to_string(index=False))

@@ -4,10 +4,9 @@ After each completed sync run R of a tenant and selection hash, ``ChangeHistory.
 appends what happened since the previous completed run P of the same tenant and selection
 hash (contract section 5b), for the selection's policy types:
 
-- ``appeared``: seen since R started, first written at or after P started by a run other
-  than P (P did not write it, so P did not see it);
-- ``changed``: seen since R started, not appeared, its content hash last moved at or after P
-  started by a run other than P (a hash that P itself moved was already P's change);
+- ``appeared``: seen since R started, first written after P finished (so P did not see it);
+- ``changed``: seen since R started, not appeared, its content hash last moved after P
+  finished (a hash that P itself moved was already P's change);
 - ``disappeared``: the missing rule (reference R) reports it now, it was seen at or after P
   started (so P's missing set did not hold it), and the history does not already hold it as
   disappeared; the event keeps the confidence of the missing set;
@@ -18,10 +17,11 @@ No previous completed run: R is the partition's baseline and nothing is recorded
 nothing to compare with). Rows written before migration 0004 have no hash: they are never
 ``changed`` until a hash of theirs moves.
 
-Overlapping runs of different selections of one tenant share the catalog rows: an item
-that another selection's run wrote between P and R is judged by that write (first written,
-hash moved); the history is exact for one selection at a time, and approximate only for an
-item two runs of one tenant wrote concurrently.
+Runs of one selection never overlap (the lock), so R's writes all come after P finished.
+Runs of other selections of the tenant share the catalog rows and may overlap P: an item
+such a run first wrote (or whose hash it moved) after P finished counts for this partition
+too, since P did not see it; one it wrote while P ran is taken as seen by P, which misses
+only an item created or edited in Graph during P after P listed its type.
 
 Append-only and idempotent per run: the unique key (tenant, selection hash, run, kind, policy
 type, external id) with ``ON CONFLICT DO NOTHING`` stores each finding once, however often
@@ -186,14 +186,13 @@ class ChangeHistory:
             _items.c.policy_type.in_(types),
             _items.c.last_seen_at >= reference.started_at,
         )
-        created_since = and_(
-            _items.c.created_at >= previous.started_at,
-            or_(_items.c.created_run_id.is_(None), _items.c.created_run_id != previous.id),
-        )
+        # P's own writes end by its finished_at; a write of another selection's run while P ran
+        # is taken as one P saw too (P listed the same types at about the same time)
+        assert previous.finished_at is not None  # a completed run
+        created_since = _items.c.created_at >= previous.finished_at
         changed_since = and_(
-            _items.c.content_changed_at >= previous.started_at,
+            _items.c.content_changed_at >= previous.finished_at,
             _items.c.content_changed_run_id.is_not(None),
-            _items.c.content_changed_run_id != previous.id,
         )
         identity = (_items.c.policy_type, _items.c.external_id, _items.c.display_name)
         order = (_items.c.policy_type, _items.c.external_id)

@@ -222,3 +222,29 @@ def test_the_history_and_the_catalog_hold_no_payload_only_the_fingerprint(store:
     with store.engine.connect() as conn:
         raw = conn.execute(text("SELECT * FROM inventory_change_events")).all()
     assert len(raw) == 2
+
+
+def test_an_item_another_selection_wrote_while_the_previous_run_ran_is_not_reported_appeared(
+    store: InventoryStore,
+) -> None:
+    """Batched runs sync a tenant's selections concurrently: the other run's writes are not news."""
+    tenant = _tenant(store)
+    compliance = selection_hash("compliance")
+    run_all = store.start_run(tenant, "all", SEL, "{}").run_id
+    run_compliance = store.start_run(tenant, "compliance", compliance, "{}").run_id
+    store.upsert_batches(tenant, run_compliance, {DC: [_item("x")]}, store.now())  # first written here
+    store.upsert_batches(tenant, run_all, {DC: [_item("x"), _item("a")]}, store.now())
+    for run in (run_compliance, run_all):
+        store.finish_run(
+            tenant, run, RunOutcome(RunStatus.SUCCESS, {DC: TypeResult(DC, TypeOutcome.SUCCESS)})
+        )
+    history = _history(store)
+    assert history.record(tenant, "all", SEL, [DC]).events == []  # the baseline
+
+    _sync(store, tenant, {DC: {"x": "v1", "a": "v1"}})
+    assert history.record(tenant, "all", SEL, [DC]).counts() == {
+        "appeared": 0,
+        "changed": 0,
+        "disappeared": 0,
+        "reappeared": 0,
+    }

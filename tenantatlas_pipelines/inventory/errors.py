@@ -128,3 +128,26 @@ class SelectionError(ConfigError):
 
 class ItemInvalidError(TenantAtlasError):
     code = ErrorCode.ITEM_INVALID
+
+
+class SyncFailedError(TenantAtlasError):
+    """A sync ended in an unforeseen failure; raised in place of the original exception.
+
+    The text names the sync run (recorded ``failed`` with the same redacted message), the
+    error code and the original exception's type, place and redacted message. The sync
+    raises it ``from None`` and keeps no reference to the original, so neither that
+    exception's text nor its chain reaches a traceback, a log handler or Dagster's event log.
+    """
+
+    code = ErrorCode.UNEXPECTED_EXCEPTION
+
+    def __init__(self, message: str, *, run_id: int, code: ErrorCode | None = None) -> None:
+        super().__init__(message, code=code)
+        self.run_id = run_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_sync_failed, (self.message, self.run_id, str(self.code)))
+
+
+def _sync_failed(message: str, run_id: int, code: str) -> SyncFailedError:
+    return SyncFailedError(message, run_id=run_id, code=ErrorCode(code))

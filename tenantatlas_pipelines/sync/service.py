@@ -14,12 +14,14 @@ import functools
 import json
 import logging
 import time
+import traceback
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, TypeVar
 
 import orjson
 
@@ -32,6 +34,7 @@ from tenantatlas_pipelines.inventory.errors import (
     ErrorCode,
     ErrorRecord,
     ItemInvalidError,
+    SyncFailedError,
     TenantAtlasError,
     safe_message,
 )
@@ -53,9 +56,11 @@ from tenantatlas_pipelines.inventory.selection import Selection
 from tenantatlas_pipelines.registry import KEY_FIX, TenantEntry, read_secret, valid_key
 from tenantatlas_pipelines.sync.process_memory import prepare_process
 from tenantatlas_pipelines.sync.tenants import tenant_record
-from tenantatlas_pipelines.sync.write_buffer import Batch, WriteBuffer
+from tenantatlas_pipelines.sync.write_buffer import WriteBuffer
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # item_invalid errors kept per type in error_context (the count is always exact)
 MAX_ITEM_ERRORS_PER_TYPE = 5
@@ -199,22 +204,62 @@ class SyncService:
             result.lock_holder = start.lock_holder
             result.duration_seconds = time.monotonic() - started
             return result
+        failure: SyncFailedError | None = None
         try:
             outcome = await _Run(self, request, tenant_pk, start.run_id, policy_types).execute()
         except BaseException as exc:
             # a crash: the previous inventory is intact (upserts only add and refresh rows);
-            # the run is recorded as failed with a redacted message, then the error goes on
-            self.store.mark_run_failed(
-                start.run_id,
-                code=ErrorCode.UNEXPECTED_EXCEPTION,
-                message=f"{type(exc).__name__}: {safe_message(exc)}",
-            )
-            raise
+            # the run is recorded as failed with a redacted message
+            failure = self._fail(request, start.run_id, exc)
+            if failure is None:
+                raise  # an interrupt (Ctrl-C, a terminated run, a cancelled task) goes on as it is
+        if failure is not None:
+            # raised outside the handler and from None: the original exception (whose text or
+            # chain may hold a token, a secret or a header) is neither the cause nor the context
+            raise failure from None
         self.store.finish_run(tenant_pk, start.run_id, outcome)
         result.status = outcome.status
         result.outcome = outcome
         result.duration_seconds = time.monotonic() - started
         return result
+
+    def _fail(self, request: SyncRequest, run_id: int, exc: BaseException) -> SyncFailedError | None:
+        """Record a crashed run failed; the redacted error to raise instead, or None for an interrupt."""
+        detail = describe_failure(exc)
+        try:
+            self.store.mark_run_failed(run_id, code=ErrorCode.UNEXPECTED_EXCEPTION, message=detail)
+        except Exception as record_error:  # noqa: BLE001 - the database may be what failed
+            detail += f"; recording the run as failed failed too: {describe_failure(record_error)}"
+        text = (
+            f"sync run {run_id} of {request.selection_key}|{request.tenant_key} failed "
+            f"({ErrorCode.UNEXPECTED_EXCEPTION}): {detail}"
+        )
+        log.error("%s", safe_message(text, limit=2000))  # redacted here: no handler has to
+        if not _is_error(exc):
+            return None
+        return SyncFailedError(text, run_id=run_id, code=ErrorCode.UNEXPECTED_EXCEPTION)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, in order; ``exc`` itself otherwise."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _is_error(exc: BaseException) -> bool:
+    """An error (replaced by SyncFailedError), not an interrupt (KeyboardInterrupt, a cancellation...)."""
+    return all(isinstance(leaf, Exception) for leaf in _leaves(exc))
+
+
+def describe_failure(exc: BaseException) -> str:
+    """``Type at file:line in function: redacted message`` of the first failure (and how many more)."""
+    leaves = _leaves(exc)
+    first = leaves[0]
+    frames = traceback.extract_tb(first.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+    more = f" (and {len(leaves) - 1} more failure(s))" if len(leaves) > 1 else ""
+    return f"{type(first).__name__}{where}: {safe_message(first)}{more}"
 
 
 _Page = tuple[PolicyType, list[dict[str, object]]]
@@ -225,8 +270,13 @@ class _Run:
 
     Fetchers only list and queue raw pages, so each asks for its next page at once (paging
     is sequential per type: whatever runs between two requests of a type delays it). The
-    writer normalises the pages and batches them into upserts, running one upsert at a
-    time in a worker thread while it normalises the next pages.
+    writer normalises the pages into the write buffer while the flusher runs one upsert at
+    a time in a worker thread, and the heartbeat renews the lease.
+
+    All of them run in one task group: the first exception in any task (a bug in the
+    normaliser, a failed upsert, a fetcher failing with anything but a GraphError, a lost
+    lease) cancels every other task at once, so no fetcher stays blocked on a full queue and
+    no heartbeat renews the lease of a run that has failed; ``execute`` then raises it.
     """
 
     def __init__(
@@ -250,32 +300,18 @@ class _Run:
         self.seen_at = self.store.now()
         self.queue: asyncio.Queue[_Page | None] = asyncio.Queue(maxsize=self.settings.queue_pages)
         self.fetchers: list[asyncio.Task[None]] = []
-        self.write_error: BaseException | None = None
 
     async def execute(self) -> RunOutcome:
-        writer = asyncio.create_task(self._write())
-        heartbeat = asyncio.create_task(self._heartbeat())
-        try:
-            async with self.service.graph_factory(self.request.tenant_key, self.request.tenant) as graph:
-                self.fetchers = [
-                    asyncio.create_task(self._fetch(graph, CATALOG[key]), name=f"fetch:{key}")
-                    for key in self.states
-                ]
-                outcomes = await asyncio.gather(*self.fetchers, return_exceptions=True)
-                for item in outcomes:
-                    if isinstance(item, BaseException) and not isinstance(item, asyncio.CancelledError):
-                        raise item
-        except GraphError as exc:  # auth failure while opening the client
-            self._tenant_fatal(exc)
-        finally:
-            for task in self.fetchers:
-                task.cancel()
+        """Fetch, write and heartbeat until every page is stored; any task's exception ends it all."""
+        buffer = WriteBuffer(self.settings.batch_size, self.settings.max_buffered_items)
+        async with asyncio.TaskGroup() as group:
+            heartbeat = group.create_task(self._heartbeat(), name="heartbeat")
+            writer = group.create_task(self._write(buffer), name="writer")
+            flusher = group.create_task(self._flush(buffer), name="flusher")
+            await self._fetch_all(group)
+            await self.queue.put(None)  # the writer normalises what is queued, then closes the buffer
+            await asyncio.wait((writer, flusher))  # their exceptions reach the group, not this body
             heartbeat.cancel()
-            await asyncio.gather(heartbeat, *self.fetchers, return_exceptions=True)
-            await self.queue.put(None)
-            await writer
-        if self.write_error is not None:
-            raise self.write_error  # the caller records the run as failed
 
         type_results = {key: state.result for key, state in self.states.items()}
         status = decide_status(type_results, fatal=self.fatal)
@@ -288,13 +324,24 @@ class _Run:
             had_errors=bool(self.errors) or status is not RunStatus.SUCCESS,
         )
 
+    async def _fetch_all(self, group: asyncio.TaskGroup) -> None:
+        """One fetcher per policy type, in the group; returns when all have ended."""
+        try:
+            async with self.service.graph_factory(self.request.tenant_key, self.request.tenant) as graph:
+                self.fetchers = [
+                    group.create_task(self._fetch(graph, CATALOG[key]), name=f"fetch:{key}")
+                    for key in self.states
+                ]
+                if self.fetchers:
+                    await asyncio.wait(self.fetchers)  # a failed fetcher's exception reaches the group
+        except GraphError as exc:  # auth failure while opening the client
+            self._tenant_fatal(exc)
+
     async def _fetch(self, graph: PageSource, policy_type: PolicyType) -> None:
         state = self.states[policy_type.key]
         result = state.result
         try:
             async for page in graph.list_pages(policy_type):
-                if self.write_error is not None:
-                    return  # the database failed: stop reading Graph, the run is failing
                 result.pages += 1
                 result.retries += page.retries
                 if page.items:
@@ -341,59 +388,60 @@ class _Run:
             self.fatal = True
             self.errors.append(_with_type(exc.record, None))
 
-    async def _write(self) -> None:
-        """Normalise queued pages into the write buffer; after a failure keep draining so no fetcher blocks.
+    async def _write(self, buffer: WriteBuffer) -> None:
+        """Normalise queued pages into the write buffer until the end marker, then close it.
 
-        A flusher task writes the buffer, one upsert (in a thread) at a time, while this
-        keeps normalising: the fetchers wait on the database only when the buffer is full.
+        The flusher writes the buffer meanwhile, so this waits on the database only when
+        the buffer is full.
         """
-        buffer = WriteBuffer(self.settings.batch_size, self.settings.max_buffered_items)
-        flusher = asyncio.create_task(self._flush(buffer))
-        try:
-            while (entry := await self.queue.get()) is not None:
-                if self.write_error is not None:
-                    continue
-                policy_type, raw_items = entry
-                items = self._normalize(policy_type, self.states[policy_type.key], raw_items)
-                if items:
-                    await buffer.add(policy_type.key, items)
-                # let the fetchers run: a fetcher whose page just arrived sends its next request
-                # now, not after every queued page is normalised (paging a type is sequential,
-                # so each delay here lengthens the longest type's chain of requests)
-                await asyncio.sleep(0)
-            buffer.close()
-            await flusher
-        finally:
-            if not flusher.done():
-                flusher.cancel()
+        while (entry := await self.queue.get()) is not None:
+            policy_type, raw_items = entry
+            items = self._normalize(policy_type, self.states[policy_type.key], raw_items)
+            if items:
+                await buffer.add(policy_type.key, items)
+            # let the fetchers run: a fetcher whose page just arrived sends its next request
+            # now, not after every queued page is normalised (paging a type is sequential,
+            # so each delay here lengthens the longest type's chain of requests)
+            await asyncio.sleep(0)
+        buffer.close()
 
     async def _flush(self, buffer: WriteBuffer) -> None:
+        """Upsert the buffer, one batch at a time, until it is closed and empty."""
         while (batch := await buffer.next_batch()) is not None:
-            if self.write_error is None:  # after a failure, batches are dropped: the run is failing
-                await self._upsert(batch)
-
-    async def _upsert(self, batches: Batch) -> None:
-        counts = WriteCounts()  # what the upsert found per type (section 5b)
-        try:
-            self.upserted += await asyncio.to_thread(
+            counts = WriteCounts()  # what the upsert found per type (section 5b)
+            self.upserted += await _in_thread(
                 functools.partial(self.store.upsert_batches, counts=counts),
                 self.tenant_pk,
                 self.run_id,
-                batches,
+                batch,
                 self.seen_at,
             )
-        except Exception as exc:  # noqa: BLE001 - kept and re-raised by execute()
-            self.write_error = exc
-            return
-        for key, (new, changed, unchanged) in counts.per_type.items():
-            result = self.states[key].result
-            result.new, result.changed = result.new + new, result.changed + changed
-            result.unchanged += unchanged
+            for key, (new, changed, unchanged) in counts.per_type.items():
+                result = self.states[key].result
+                result.new, result.changed = result.new + new, result.changed + changed
+                result.unchanged += unchanged
 
     async def _heartbeat(self) -> None:
+        """Renew the lease; a lost lease (``RunNotRunningError``) or a database error ends the run."""
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
-            await asyncio.to_thread(self.store.heartbeat, self.tenant_pk, self.run_id)
+            await _in_thread(self.store.heartbeat, self.tenant_pk, self.run_id)
+
+
+async def _in_thread(func: Callable[..., _T], *args: object) -> _T:
+    """``func(*args)`` in a worker thread; a cancellation waits for the call to end, then goes on.
+
+    A thread cannot be stopped: when the run is cancelled mid-upsert, the statement is let
+    finish (its rows are valid), so the run is recorded failed only after its last write.
+    """
+    call = asyncio.ensure_future(asyncio.to_thread(func, *args))
+    try:
+        return await asyncio.shield(call)
+    except asyncio.CancelledError:
+        await asyncio.wait((call,))
+        if not call.cancelled():
+            call.exception()  # retrieved: the cancellation is what goes on
+        raise
 
 
 def _scrub_known_secrets(batch: list[NormalizedItem]) -> None:

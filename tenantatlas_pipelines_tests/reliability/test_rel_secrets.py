@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 
 from tenantatlas_pipelines.db.schema import TABLES
 from tenantatlas_pipelines.db.store import InventoryStore
-from tenantatlas_pipelines.inventory.errors import safe_message
+from tenantatlas_pipelines.inventory.errors import SyncFailedError, safe_message
 from tenantatlas_pipelines.inventory.redaction import (
     RedactingFilter,
     redact,
@@ -91,17 +91,19 @@ def test_no_secret_or_issued_token_reaches_any_table_log_or_output_after_failing
         raise RuntimeError(f"write failed; headers={{'Authorization': 'Bearer {token}'}} secret {SECRET_A}")
 
     monkeypatch.setattr(store, "upsert_batches", crash)
-    with pytest.raises(RuntimeError) as crashed:
+    with pytest.raises(SyncFailedError) as crashed:
         sync(service(store, crash_sim))
     monkeypatch.setattr(store, "upsert_batches", original)
-    raised.append(safe_message(crashed.value))
+    # what a caller (Dagster, the CLI) gets, raw: the text, the traceback and any chained exception
+    raised.append("".join(traceback.format_exception(crashed.value)))
+    raised.append(repr(crashed.value.args))
     tokens |= crash_sim.issued_tokens
 
     assert len(tokens) >= 4
     out, err = capfd.readouterr()
     haystacks = {
         "database": _dump_every_table(engine),
-        "logs": "\n".join(r.getMessage() for r in caplog.records if RedactingFilter().filter(r)),
+        "logs": "\n".join(_raw_record(r) for r in caplog.records),
         "stdout": out,
         "stderr": err,
         "stored exception text": "\n".join(raised),
@@ -110,6 +112,16 @@ def test_no_secret_or_issued_token_reaches_any_table_log_or_output_after_failing
     for where, text in haystacks.items():
         for canary in (SECRET_A, SECRET_B, *tokens):
             assert canary not in text, f"a secret or token reached the {where}"
+
+
+def _raw_record(record: logging.LogRecord) -> str:
+    """A log record as any handler could render it: message, arguments and exception, unredacted."""
+    parts = [record.getMessage(), repr(record.args)]
+    if record.exc_info and record.exc_info[1] is not None:
+        parts.append("".join(traceback.format_exception(record.exc_info[1])))
+    if record.exc_text:
+        parts.append(record.exc_text)
+    return " ".join(parts)
 
 
 # -- the redaction function, property-based -------------------------------------------------------

@@ -33,7 +33,7 @@ from tenantatlas_pipelines.db.rls import (
     tenant_scope,
 )
 from tenantatlas_pipelines.db.store import InventoryStore
-from tenantatlas_pipelines.inventory.errors import ConfigError, ErrorCode
+from tenantatlas_pipelines.inventory.errors import ConfigError, ErrorCode, SyncFailedError
 from tenantatlas_pipelines.inventory.runs import RunStatus
 from tenantatlas_pipelines.simulator.scenario import Fault, FaultKind
 from tenantatlas_pipelines.sync.missing import derive_missing
@@ -59,7 +59,7 @@ def _work_for_tenant_a(store: InventoryStore, engine: Engine, monkeypatch: pytes
         raise RuntimeError("database went away")
 
     monkeypatch.setattr(store, "upsert_batches", broken)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(SyncFailedError, match="database went away"):
         sync(service(store, sim))
     monkeypatch.setattr(store, "upsert_batches", original)
     tenant_pk = store.tenant_pk("a")

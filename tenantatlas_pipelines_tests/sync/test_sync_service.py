@@ -16,7 +16,7 @@ from sync_support import (
 
 from tenantatlas_pipelines.db.schema import inventory_items, inventory_sync_runs, tenants
 from tenantatlas_pipelines.db.store import InventoryStore
-from tenantatlas_pipelines.inventory.errors import ErrorCode, TenantAtlasError
+from tenantatlas_pipelines.inventory.errors import ErrorCode, SyncFailedError, TenantAtlasError
 from tenantatlas_pipelines.inventory.runs import Confidence, RunStatus
 from tenantatlas_pipelines.registry import RegistryError
 from tenantatlas_pipelines.simulator.scenario import Fault, FaultKind
@@ -208,10 +208,12 @@ def test_a_database_failure_mid_run_marks_the_run_failed_and_keeps_the_inventory
 
     monkeypatch.setattr(store, "upsert_batches", flaky)
     sim.advance()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(SyncFailedError, match=r"RuntimeError.*connection lost") as raised:
         sync()
     runs = store.runs(store.tenant_pk("a"), ALL.hash())
     crashed = runs[0]
+    assert raised.value.run_id == crashed.id and f"sync run {crashed.id} " in str(raised.value)
+    assert "leaked-token-123456" not in str(raised.value)
     assert crashed.status is RunStatus.FAILED and crashed.finished_at is not None
     assert crashed.error_codes == ["unexpected_exception"]
     assert "leaked-token-123456" not in str(crashed.error_context)

@@ -15,7 +15,7 @@ def test_definitions_load_and_validate() -> None:
     dg.Definitions.validate_loadable(defs)
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
-    assert keys == {"inventory_items", "inventory_missing_items"}
+    assert keys == {"inventory_items", "inventory_missing_items", "inventory_changes"}
     assert {s.name for s in repo.sensor_defs} == {
         "registry_sensor",
         "inventory_nightly_sweep",

@@ -1,0 +1,304 @@
+"""Helpers of the production-instance test: a simulated fleet, the webserver and the daemon as separate
+process groups (output in files), and the webserver's GraphQL API as the UI calls it.
+
+Nothing here is mocked: the instance is built from a real ``dagster.yaml`` (the repo's or
+``deploy/dagster.yaml``) in a temporary ``DAGSTER_HOME``; the processes are the installed
+``dagster-webserver`` and ``dagster-daemon`` on the repo's ``workspace.yaml``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import psutil
+import yaml
+
+import tenantatlas_pipelines
+
+REPO_ROOT = Path(tenantatlas_pipelines.__file__).resolve().parent.parent
+WORKSPACE = REPO_ROOT / "workspace.yaml"
+EMBEDDED_DAGSTER_YAML = REPO_ROOT / "dagster.yaml"
+DEPLOY_DAGSTER_YAML = REPO_ROOT / "deploy" / "dagster.yaml"
+BIN = Path(sys.executable).parent
+ASSETS = ("inventory_items", "inventory_missing_items")
+SELECTIONS: dict[str, dict[str, Any]] = {
+    "all": {
+        "categories": ["configuration", "compliance", "apps", "enrollment", "scripts", "updates", "security"],
+        "include_foundations": True,
+    },
+    "compliance": {
+        "policy_types": ["deviceCompliancePolicy", "compliancePolicyV2", "deviceComplianceScript"]
+    },
+}
+# a few items per tenant: the test measures Dagster's path, not the sync's throughput
+ITEM_COUNTS = {
+    "deviceConfiguration": 3,
+    "settingsCatalogPolicy": 2,
+    "deviceCompliancePolicy": 2,
+    "deviceComplianceScript": 1,
+    "mobileApp": 2,
+    "conditionalAccessPolicy": 1,
+    "roleScopeTag": 1,
+}
+DONE_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+SUCCEEDED_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS"}
+
+# what the UI's "Materialize all" partitions dialog sends (LaunchAssetChoosePartitionsDialog)
+LAUNCH_BACKFILL = """
+mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $backfillParams) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on Error { message }
+  }
+}
+"""
+BACKFILL_STATUS = """
+query BackfillStatus($backfillId: String!) {
+  partitionBackfillOrError(backfillId: $backfillId) {
+    __typename
+    ... on PartitionBackfill {
+      id
+      status
+      numPartitions
+      runs { id status }
+      error { message stack }
+    }
+    ... on PythonError { message stack }
+    ... on Error { message }
+  }
+}
+"""
+READY = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"
+
+
+class DatabaseServer(Protocol):
+    """The root conftest's ``postgres_server`` fixture, as this test uses it."""
+
+    def create_database(self, prefix: str = ...) -> str: ...
+
+    def drop_database(self, url: str) -> None: ...
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """A registry of simulated tenants, the simulator scenario serving them, and their secrets."""
+
+    registry: Path
+    scenario: Path
+    secrets: Mapping[str, str]
+    tenants: tuple[str, ...]
+    selections: tuple[str, ...]
+
+    @property
+    def partitions(self) -> list[tuple[str, str]]:
+        """Every (tenant, selection)."""
+        return [(t, s) for t in self.tenants for s in self.selections]
+
+
+def write_fleet(directory: Path, tenants: int) -> Fleet:
+    """``tenants`` healthy simulated tenants x the selections ``all`` and ``compliance``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    registry: dict[str, Any] = {"selections": SELECTIONS, "tenants": {}}
+    scenario: dict[str, Any] = {"seed": 7, "tenants": []}
+    secrets: dict[str, str] = {}
+    keys: list[str] = []
+    for index in range(tenants):
+        key = f"fleet{index:03d}"
+        tenant_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{key}.instance.tenantatlas.test"))
+        client_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{key}.client.tenantatlas.test"))
+        env_name = f"FLEET{index:03d}_GRAPH_SECRET"
+        secret = f"{key}-simulated-secret"
+        registry["tenants"][key] = {
+            "tenant_id": tenant_id,
+            "client_id": client_id,
+            "client_secret_env": env_name,
+            "cloud": "simulated",
+            "display_name": f"Fleet tenant {index}",
+        }
+        scenario["tenants"].append(
+            {
+                "tenant_id": tenant_id,
+                "client_id": client_id,
+                "client_secret": secret,
+                "display_name": f"Fleet tenant {index}",
+                "item_counts": ITEM_COUNTS,
+                "faults": [],
+            }
+        )
+        secrets[env_name] = secret
+        keys.append(key)
+    registry_path = directory / "registry.yaml"
+    scenario_path = directory / "scenario.yaml"
+    registry_path.write_text(yaml.safe_dump(registry, sort_keys=False))
+    scenario_path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    return Fleet(registry_path, scenario_path, secrets, tuple(keys), tuple(SELECTIONS))
+
+
+@dataclass
+class Service:
+    """A long-running process in its own process group; stdout and stderr go to ``log``."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, chars: int = 6000) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return f"({self.log} was never written)"
+        return (
+            f"----- {self.name} (exit {self.proc.poll()}), last {chars} chars of {self.log} -----\n"
+            + (text[-chars:])
+        )
+
+    def stop(self, timeout: float = 20.0) -> list[int]:
+        """Terminate the process group (code servers and run workers included); SIGKILL what
+        outlives ``timeout``, and any descendant that left the group. Returns the pids killed hard."""
+        try:
+            descendants = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            descendants = []
+        if self.alive():
+            _signal_group(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        _, survivors = psutil.wait_procs(descendants, timeout=timeout)
+        killed: list[int] = []
+        for child in survivors:
+            try:
+                child.kill()
+                killed.append(child.pid)
+            except psutil.NoSuchProcess:
+                pass
+        _signal_group(self.proc.pid, signal.SIGKILL)  # anything left in the group
+        return killed
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def start_service(name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path) -> Service:
+    log = log_dir / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=REPO_ROOT,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() reaches every child
+        )
+    return Service(name, proc, log)
+
+
+def start_webserver(env: Mapping[str, str], log_dir: Path, port: int) -> Service:
+    argv = [str(BIN / "dagster-webserver"), "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)]
+    return start_service("webserver", argv, env, log_dir)
+
+
+def start_daemon(env: Mapping[str, str], log_dir: Path) -> Service:
+    return start_service("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)], env, log_dir)
+
+
+class ServiceDied(RuntimeError):
+    pass
+
+
+def _check_alive(services: Sequence[Service]) -> None:
+    dead = [s for s in services if not s.alive()]
+    if dead:
+        raise ServiceDied(f"{', '.join(s.name for s in dead)} exited early")
+
+
+@dataclass(frozen=True)
+class GraphQL:
+    """The webserver's GraphQL endpoint."""
+
+    url: str
+
+    @classmethod
+    def on_port(cls, port: int) -> GraphQL:
+        return cls(f"http://127.0.0.1:{port}/graphql")
+
+    def __call__(self, query: str, variables: Mapping[str, Any] | None = None, timeout: float = 60) -> Any:
+        response = httpx.post(
+            self.url, json={"query": query, "variables": dict(variables or {})}, timeout=timeout
+        )
+        response.raise_for_status()
+        body = response.json()
+        if body.get("errors"):
+            raise AssertionError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+    def wait_ready(self, services: Sequence[Service], timeout: float) -> None:
+        """Until the webserver answers with the code location loaded (or a service dies)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _check_alive(services)
+            try:
+                if self(READY, timeout=5)["repositoriesOrError"]["nodes"]:
+                    return
+            except (httpx.HTTPError, AssertionError, KeyError, TypeError, ValueError):
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"the webserver at {self.url} did not answer within {timeout:.0f} s")
+
+    def launch_backfill_of_all_partitions(self, assets: Sequence[str]) -> str:
+        """One backfill of every partition of ``assets``, as the UI's Materialize-all dialog launches it."""
+        params = {"assetSelection": [{"path": [a]} for a in assets], "allPartitions": True, "tags": []}
+        result = self(LAUNCH_BACKFILL, {"backfillParams": params})["launchPartitionBackfill"]
+        assert result["__typename"] == "LaunchBackfillSuccess", f"backfill not launched: {result}"
+        return str(result["backfillId"])
+
+    def backfill(self, backfill_id: str) -> dict[str, Any]:
+        result = self(BACKFILL_STATUS, {"backfillId": backfill_id})["partitionBackfillOrError"]
+        assert result["__typename"] == "PartitionBackfill", f"backfill {backfill_id}: {result}"
+        return dict(result)
+
+    def wait_for_backfill(
+        self, backfill_id: str, services: Sequence[Service], timeout: float
+    ) -> dict[str, Any]:
+        """Poll the backfill until it is done (any end state); TimeoutError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        state: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            _check_alive(services)
+            state = self.backfill(backfill_id)
+            if state["status"] in DONE_BACKFILL:
+                return state
+            time.sleep(2)
+        runs = state.get("runs") or []
+        raise TimeoutError(
+            f"backfill {backfill_id} still {state.get('status')} after {timeout:.0f} s "
+            f"({len(runs)} runs: {sorted(r['status'] for r in runs)})"
+        )

@@ -1,0 +1,248 @@
+"""The instance for real: a UI-style backfill of every partition through the webserver and the daemon.
+
+For each instance (``deploy/dagster.yaml`` on a fresh PostgreSQL database: dagster-postgres run,
+event-log and schedule storage; and the repo's embedded ``dagster.yaml``: SQLite in a temporary
+``DAGSTER_HOME``), with the inventory on a fresh PostgreSQL database migrated by ``tenantatlas migrate``:
+
+- a registry of simulated tenants x 2 selections (few items each: Dagster's path is under test);
+- ``dagster-webserver`` and ``dagster-daemon run`` as separate processes on the repo's workspace.yaml;
+- the dynamic partitions are added through the instance API *before* the daemon starts, so the
+  registry sensor's first tick finds every partition known and requests no first sync: the
+  backfill's runs are the only runs, whatever the sensor's interval;
+- one backfill of every partition of both assets, launched through GraphQL as the UI's
+  "Materialize all" dialog does; waited for through GraphQL;
+- every partition has exactly one ``inventory_sync_runs`` row, ``success``, written by one of the
+  backfill's runs, and a materialisation of both assets from one of the backfill's runs.
+
+The number of runs the backfill launched is printed (and recorded as a junit property), not asserted:
+one run per partition today, fewer with batched runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+from instance_support import (
+    ASSETS,
+    BIN,
+    DEPLOY_DAGSTER_YAML,
+    EMBEDDED_DAGSTER_YAML,
+    SUCCEEDED_BACKFILL,
+    DatabaseServer,
+    Fleet,
+    GraphQL,
+    Service,
+    free_port,
+    start_daemon,
+    start_webserver,
+    write_fleet,
+)
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+TENANTS = 10  # x 2 selections = 20 partitions
+BACKFILL_TIMEOUT = 480.0  # about 2 min per instance today on 2 idle cores
+READY_TIMEOUT = 180.0
+SYNC_ROWS = """
+SELECT t.key AS tenant, r.selection_key AS selection, r.status, r.dagster_run_id
+FROM inventory_sync_runs r JOIN tenants t ON t.id = r.tenant_id
+"""
+
+
+@dataclass(frozen=True)
+class InstanceCase:
+    dagster_yaml: Path
+    postgres_storage: bool  # the yaml reads DAGSTER_PG_* for a database of its own
+
+
+CASES = [
+    pytest.param(InstanceCase(DEPLOY_DAGSTER_YAML, True), id="deploy-postgres"),
+    pytest.param(InstanceCase(EMBEDDED_DAGSTER_YAML, False), id="embedded-sqlite"),
+]
+
+
+@dataclass
+class Deployment:
+    label: str
+    home: Path
+    env: dict[str, str]  # what the webserver, the daemon and their runs see
+    instance: dg.DagsterInstance  # the same instance, opened in the test process
+    inventory_url: str
+
+
+@pytest.fixture
+def deployment(
+    request: pytest.FixtureRequest,
+    postgres_server: DatabaseServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Deployment]:
+    case: InstanceCase = request.param
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(case.dagster_yaml, home / "dagster.yaml")  # the file itself, unchanged
+    env: dict[str, str] = {"DAGSTER_HOME": str(home)}
+    databases: list[str] = []
+    instance: dg.DagsterInstance | None = None
+    try:
+        if case.postgres_storage:
+            dagster_url = make_url(postgres_server.create_database("tenantatlas_dagster"))
+            databases.append(dagster_url.render_as_string(hide_password=False))
+            env |= {
+                "DAGSTER_PG_HOST": dagster_url.host or "127.0.0.1",
+                "DAGSTER_PG_PORT": str(dagster_url.port or 5432),
+                "DAGSTER_PG_DB": dagster_url.database or "",
+                "DAGSTER_PG_USERNAME": dagster_url.username or "postgres",
+                "DAGSTER_PG_PASSWORD": dagster_url.password or "",
+            }
+        inventory_url = postgres_server.create_database("tenantatlas_inventory")
+        databases.append(inventory_url)
+        migrated = subprocess.run(
+            [str(BIN / "tenantatlas"), "migrate", "--database-url", inventory_url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrated.returncode == 0, migrated.stderr[-3000:]
+        for name, value in env.items():  # the yaml's env vars, for the instance opened here
+            monkeypatch.setenv(name, value)
+        instance = dg.DagsterInstance.from_config(str(home))
+        yield Deployment(request.node.callspec.id, home, env, instance, inventory_url)
+    finally:
+        if instance is not None:
+            instance.dispose()
+        for url in databases:
+            postgres_server.drop_database(url)  # WITH (FORCE): a leftover connection cannot keep it
+
+
+def _service_env(deployment: Deployment, fleet: Fleet, state_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        **deployment.env,
+        **fleet.secrets,
+        "TENANTATLAS_DATABASE_URL": deployment.inventory_url,
+        "TENANTATLAS_REGISTRY": str(fleet.registry),
+        "TENANTATLAS_SIMULATOR_SCENARIO": str(fleet.scenario),
+        "TENANTATLAS_STATE_DIR": str(state_dir),
+    }
+
+
+def _partition_str(tenant: str, selection: str) -> str:
+    return f"{selection}|{tenant}"  # the contract's string form of the multi-partition key
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(720)
+@pytest.mark.parametrize("deployment", CASES, indirect=True)
+def test_a_ui_backfill_of_every_partition_syncs_and_materialises_each_through_webserver_and_daemon(
+    deployment: Deployment,
+    tmp_path: Path,
+    record_property: pytest.RecordProperty,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fleet = write_fleet(tmp_path / "fleet", TENANTS)
+    partitions = fleet.partitions
+    assert len(partitions) >= 20
+    instance = deployment.instance
+    instance.add_dynamic_partitions("tenants", list(fleet.tenants))
+    instance.add_dynamic_partitions("selections", list(fleet.selections))
+
+    env = _service_env(deployment, fleet, tmp_path / "state")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    services: list[Service] = []
+    try:
+        services.append(start_webserver(env, logs, port := free_port()))
+        services.append(start_daemon(env, logs))
+        graphql = GraphQL.on_port(port)
+        graphql.wait_ready(services, READY_TIMEOUT)
+
+        started = time.perf_counter()
+        backfill_id = graphql.launch_backfill_of_all_partitions(ASSETS)
+        state = graphql.wait_for_backfill(backfill_id, services, BACKFILL_TIMEOUT)
+        wall = time.perf_counter() - started
+        assert state["status"] in SUCCEEDED_BACKFILL, (
+            f"backfill {backfill_id} ended {state['status']}: {state}"
+        )
+
+        runs = list(instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id})))
+        run_ids = {run.run_id for run in runs}
+        with capsys.disabled():  # in `make test`'s output, passed or not
+            print(
+                f"\nbackfill {backfill_id} ({deployment.label}): {len(partitions)} partitions "
+                f"x {len(ASSETS)} assets, {len(runs)} runs launched, {wall:.1f} s"
+            )
+        record_property("backfill_partitions", len(partitions))
+        record_property("backfill_runs", len(runs))
+        record_property("backfill_seconds", round(wall, 1))
+        # the lead adds here, once runs are batched: assert len(runs) <= ceil(P / batch) + 1
+        assert runs, "the backfill launched no run"
+        assert {run.run_id for run in runs} == {r["id"] for r in state["runs"]}  # GraphQL agrees
+        assert {run.status for run in runs} == {DagsterRunStatus.SUCCESS}, [
+            (r.run_id, r.status) for r in runs
+        ]
+        # the sensor found every partition known and launched nothing: the backfill's runs are all
+        assert instance.get_runs_count() == len(runs)
+
+        _assert_one_successful_sync_per_partition(deployment.inventory_url, partitions, run_ids)
+        _assert_both_assets_materialised_per_partition(instance, partitions, run_ids)
+    except BaseException:
+        for service in services:
+            print(service.tail())
+        raise
+    finally:
+        for service in services:
+            if killed := service.stop():
+                print(f"{service.name}: killed {killed}, still alive 20 s after SIGTERM")
+
+
+def _assert_one_successful_sync_per_partition(
+    inventory_url: str, partitions: list[tuple[str, str]], run_ids: set[str]
+) -> None:
+    engine = create_engine(inventory_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(SYNC_ROWS)).mappings().all()
+    finally:
+        engine.dispose()
+    by_partition: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
+    for row in rows:
+        by_partition.setdefault((row["tenant"], row["selection"]), []).append(
+            (row["status"], row["dagster_run_id"])
+        )
+    assert set(by_partition) == set(partitions), sorted(set(partitions) ^ set(by_partition))
+    for partition, syncs in sorted(by_partition.items()):
+        assert len(syncs) == 1, f"{partition}: {syncs}"
+        status, dagster_run_id = syncs[0]
+        assert status == "success", f"{partition}: sync run {status}"
+        assert dagster_run_id in run_ids, (
+            f"{partition}: sync run of Dagster run {dagster_run_id}, not the backfill's"
+        )
+
+
+def _assert_both_assets_materialised_per_partition(
+    instance: dg.DagsterInstance, partitions: list[tuple[str, str]], run_ids: set[str]
+) -> None:
+    keys = {_partition_str(tenant, selection) for tenant, selection in partitions}
+    for asset in ASSETS:
+        asset_key = dg.AssetKey(asset)
+        assert instance.get_materialized_partitions(asset_key) == keys, asset
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=sorted(keys)), limit=10 * len(keys)
+        ).records
+        by_partition: dict[str | None, set[str]] = {}
+        for record in records:
+            by_partition.setdefault(record.partition_key, set()).add(record.run_id)
+        assert set(by_partition) == keys, f"{asset}: {sorted(keys ^ set(k for k in by_partition if k))}"
+        for key, materialised_by in sorted(by_partition.items(), key=lambda kv: str(kv[0])):
+            assert materialised_by <= run_ids, f"{asset} {key}: materialised by {materialised_by - run_ids}"

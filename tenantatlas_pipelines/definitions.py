@@ -5,7 +5,6 @@ from __future__ import annotations
 import dagster as dg
 
 from tenantatlas_pipelines.defs.assets import inventory_assets
-from tenantatlas_pipelines.defs.changes import inventory_changes
 from tenantatlas_pipelines.defs.jobs import inventory_sync_job
 from tenantatlas_pipelines.defs.resources import default_resources
 from tenantatlas_pipelines.defs.sensors import (
@@ -17,7 +16,7 @@ from tenantatlas_pipelines.defs.sensors import (
 )
 
 defs = dg.Definitions(
-    assets=[inventory_assets, inventory_changes],
+    assets=[inventory_assets],
     jobs=[inventory_sync_job],
     sensors=[
         registry_sensor,

@@ -25,7 +25,6 @@ from tenantatlas_pipelines.db.changes import ChangeHistory
 from tenantatlas_pipelines.db.migrate import upgrade_to_head
 from tenantatlas_pipelines.db.schema import CHANGE_KINDS
 from tenantatlas_pipelines.definitions import defs
-from tenantatlas_pipelines.defs.changes import inventory_changes
 from tenantatlas_pipelines.defs.partitions import (
     apply_partition_requests,
     inventory_partitions,
@@ -103,19 +102,6 @@ def _sync_all(run: Launcher, keys: list[str], label: str) -> bool:
     return ok
 
 
-def _record_changes(instance: dg.DagsterInstance, keys: list[str]) -> None:
-    """Materialise ``inventory_changes`` of every partition (in-process, one run each)."""
-    for key in keys:
-        dg.materialize(
-            [inventory_changes],
-            partition_key=key,
-            instance=instance,
-            resources=defs.resources,
-            run_config=QUIET,
-            raise_on_error=False,
-        )
-
-
 def _report(keys: list[str]) -> pd.DataFrame:
     resources = defs.resources or {}
     database = resources["database"]
@@ -159,11 +145,9 @@ def main() -> int:
         set_simulator_generation(1)
         print("generation 1: first sync of every partition")
         _sync_all(run, keys, "sync")
-        _record_changes(instance, keys)  # the baseline of the change history
         set_simulator_generation(2)
         print("generation 2: the simulator removed, added and edited items; syncing again")
         _sync_all(run, keys, "resync")
-        _record_changes(instance, keys)  # until the batched runs include inventory_changes
     table = _report(keys)
     print()
     print(table.to_string(index=False))

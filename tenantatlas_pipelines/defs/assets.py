@@ -1,9 +1,10 @@
-"""The inventory assets: the catalog sync and the missing set derived from it, run in batches.
+"""The inventory assets: the catalog sync, its missing set and change history, run in batches.
 
-One multi-asset computes both partitioned assets, ``inventory_items`` and its downstream
-``inventory_missing_items``, for every partition of its run: a single partition launched
-from the asset page, or a batch of up to ``TENANTATLAS_BATCH_SIZE`` partitions from a
-backfill, the nightly sweep or the registry sensor's first syncs (``BackfillPolicy``).
+One multi-asset computes the three partitioned assets, ``inventory_items``, its downstream
+``inventory_missing_items`` and ``inventory_changes``, for every partition of its run: a
+single partition launched from the asset page, or a batch of up to
+``TENANTATLAS_BATCH_SIZE`` partitions from a backfill, the nightly sweep or the registry
+sensor's first syncs (``BackfillPolicy``).
 Each partition gets its own events as soon as it finishes (``partition=``):
 
 - a ``success`` or ``partial`` sync materialises ``inventory_items`` (partial also fails
@@ -14,7 +15,8 @@ Each partition gets its own events as soon as it finishes (``partition=``):
   which run holds the lock;
 - ``inventory_missing_items`` is derived for every partition whatever its sync's status:
   it follows the reference-run rule (the latest completed run), so a failed sync gives
-  low confidence and a skipped one keeps the previous run as reference.
+  low confidence and a skipped one keeps the previous run as reference;
+- ``inventory_changes`` then appends what changed since the completed run before.
 """
 
 from collections.abc import Iterator
@@ -24,10 +26,10 @@ import dagster as dg
 from tenantatlas_pipelines.defs.batching import BatchConfig, batch_size
 from tenantatlas_pipelines.defs.checks import CHECK_SPECS
 from tenantatlas_pipelines.defs.partitions import inventory_partitions, partition_dimensions
-from tenantatlas_pipelines.defs.reporting import ITEMS_KEY, MISSING_KEY, BatchReporter
+from tenantatlas_pipelines.defs.reporting import CHANGES_KEY, ITEMS_KEY, MISSING_KEY, BatchReporter
 from tenantatlas_pipelines.defs.resources import InventoryDatabase, RegistryResource
 from tenantatlas_pipelines.sync.batch import BatchRunner, PartitionRef
-from tenantatlas_pipelines.sync.graph_factory import graph_client_for
+from tenantatlas_pipelines.sync.graph_factory import deployment_graph_factory
 
 ITEMS_SPEC = dg.AssetSpec(
     ITEMS_KEY,
@@ -53,10 +55,24 @@ MISSING_SPEC = dg.AssetSpec(
     ),
 )
 
+CHANGES_SPEC = dg.AssetSpec(
+    CHANGES_KEY,
+    partitions_def=inventory_partitions,
+    deps=[MISSING_KEY],
+    group_name="inventory",
+    kinds={"python", "sql"},
+    skippable=True,
+    description=(
+        "What the partition's latest completed sync found since the completed sync before it: "
+        "appeared, changed (content hash), disappeared (newly missing, with confidence) and "
+        "reappeared items, appended to inventory_change_events (idempotent per sync run)."
+    ),
+)
+
 
 @dg.multi_asset(
     name="inventory",
-    specs=[ITEMS_SPEC, MISSING_SPEC],
+    specs=[ITEMS_SPEC, MISSING_SPEC, CHANGES_SPEC],
     check_specs=CHECK_SPECS,
     partitions_def=inventory_partitions,
     can_subset=True,
@@ -74,11 +90,13 @@ def inventory_assets(
     store = database.store()
     reg = registry.load()
     reporter = BatchReporter(context, store, reg)
-    runner = BatchRunner(store, reg, graph_client_for, config.settings())
+    # one Graph budget per tenant for the whole deployment (kept in the inventory database)
+    runner = BatchRunner(store, reg, deployment_graph_factory(store.engine), config.settings())
     outcomes = runner.run(
         refs,
         run_sync=ITEMS_KEY in context.selected_asset_keys,
         run_missing=MISSING_KEY in context.selected_asset_keys,
+        run_changes=CHANGES_KEY in context.selected_asset_keys,
         dagster_run_id=context.run.run_id,
         on_done=reporter.report,
     )

@@ -1,7 +1,8 @@
-"""The ``inventory_changes`` asset: the partition's change history (contract section 5b).
+"""Metadata of the ``inventory_changes`` asset: the partition's change history (contract 5b).
 
-The body is one call, ``record_changes`` (sync/changes.py: the rules live in db/changes.py);
-this module only turns its result into metadata: counts per kind (plotted over time), the
+The inventory multi-asset (defs/assets.py) records it with one ``record_changes`` call per
+partition (sync/changes.py; the rules live in db/changes.py); this module only turns the
+result into metadata: counts per kind (plotted over time), the
 two sync run ids as text (ids are not metrics), counts per policy type and a preview.
 """
 
@@ -11,12 +12,8 @@ import dagster as dg
 import pandas as pd
 
 from tenantatlas_pipelines.db.changes import KINDS
-from tenantatlas_pipelines.defs.partitions import inventory_partitions, partition_dimensions
-from tenantatlas_pipelines.defs.reporting import MISSING_KEY
-from tenantatlas_pipelines.defs.resources import InventoryDatabase, RegistryResource
-from tenantatlas_pipelines.sync.changes import ChangeResult, record_changes
+from tenantatlas_pipelines.sync.changes import ChangeResult
 
-CHANGES_KEY = dg.AssetKey("inventory_changes")
 PREVIEW_ROWS = 25
 _PREVIEW_COLUMNS = ["kind", "policy_type", "external_id", "display_name", "confidence"]
 
@@ -65,24 +62,3 @@ def changes_metadata(result: ChangeResult) -> dict[str, Any]:
         }
     )
     return metadata
-
-
-@dg.asset(
-    key=CHANGES_KEY,
-    partitions_def=inventory_partitions,
-    deps=[MISSING_KEY],
-    group_name="inventory",
-    kinds={"python", "sql"},
-    description=(
-        "What the partition's latest completed sync found since the completed sync before it: "
-        "appeared, changed (content hash), disappeared (newly missing, with confidence) and "
-        "reappeared items, appended to inventory_change_events (idempotent per sync run)."
-    ),
-)
-def inventory_changes(
-    context: dg.AssetExecutionContext, database: InventoryDatabase, registry: RegistryResource
-) -> dg.MaterializeResult:
-    tenant_key, selection_key = partition_dimensions(context.partition_key)
-    selection = registry.load().selection(selection_key)
-    result = record_changes(database.store(), tenant_key, selection_key, selection)
-    return dg.MaterializeResult(metadata=changes_metadata(result))

@@ -7,8 +7,12 @@ from collections.abc import Sequence
 import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 
-# the assets a sync backfill materialises (the inventory multi-asset's two keys)
-SYNCED_ASSETS = (dg.AssetKey("inventory_items"), dg.AssetKey("inventory_missing_items"))
+# the assets a sync backfill materialises (the inventory multi-asset's keys)
+SYNCED_ASSETS = (
+    dg.AssetKey("inventory_items"),
+    dg.AssetKey("inventory_missing_items"),
+    dg.AssetKey("inventory_changes"),
+)
 TRIGGER_TAG = "tenantatlas/trigger"
 
 tenant_partitions = dg.DynamicPartitionsDefinition(name="tenants")
@@ -41,7 +45,7 @@ def apply_partition_requests(instance: dg.DagsterInstance, result: dg.SensorResu
 
 
 def backfill_request(keys: Sequence[str], trigger: str) -> dg.RunRequest:
-    """A sensor's request for one backfill of both inventory assets over ``keys``.
+    """A sensor's request for one backfill of the inventory assets over ``keys``.
 
     The sensor daemon turns it into a backfill, which runs the partitions in batches of
     the assets' ``BackfillPolicy`` (``TENANTATLAS_BATCH_SIZE``), like the UI's backfills.

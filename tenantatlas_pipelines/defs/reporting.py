@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from tenantatlas_pipelines.db.store import InventoryStore
+from tenantatlas_pipelines.defs.changes import changes_metadata
 from tenantatlas_pipelines.defs.checks import (
     INVENTORY_FRESH,
     ITEMS_KEY,
@@ -29,7 +30,8 @@ from tenantatlas_pipelines.sync.batch import PartitionOutcome
 from tenantatlas_pipelines.sync.health import assess_freshness, grade_last_sync
 
 MISSING_KEY = dg.AssetKey("inventory_missing_items")
-__all__ = ["ITEMS_KEY", "MISSING_KEY", "BatchReporter"]
+CHANGES_KEY = dg.AssetKey("inventory_changes")
+__all__ = ["CHANGES_KEY", "ITEMS_KEY", "MISSING_KEY", "BatchReporter"]
 
 
 class BatchReporter:
@@ -75,6 +77,11 @@ class BatchReporter:
             )
         elif outcome.missing_error is not None:
             context.log.error(f"missing derivation of {key} failed: {outcome.missing_error}")
+        if outcome.changes is not None:
+            metadata = changes_metadata(outcome.changes)
+            context.log_event(dg.AssetMaterialization(CHANGES_KEY, partition=key, metadata=metadata))
+        elif outcome.changes_error is not None:
+            context.log.error(f"change history of {key} failed: {outcome.changes_error}")
         if self.checks:
             self._checks(outcome, key)
 
@@ -98,7 +105,7 @@ class BatchReporter:
 
     def finish(self, outcomes: Sequence[PartitionOutcome]) -> None:
         """Fail the run when a partition's sync failed or its missing set could not be derived."""
-        failed = [o for o in outcomes if o.sync_failed or o.missing_error is not None]
+        failed = [o for o in outcomes if o.failed]
         done = len(outcomes) - len(failed)
         self.context.log.info(f"{done} of {len(outcomes)} partitions done, {len(failed)} failed")
         if not failed:
@@ -123,4 +130,6 @@ def _failure_line(outcome: PartitionOutcome) -> str:
     if outcome.sync is not None and outcome.sync_failed:
         codes = ", ".join(outcome.sync.error_codes) or "none"
         return f"- {label}: sync run {outcome.sync.run_id} failed (error codes {codes})"
-    return f"- {label}: missing derivation failed: {outcome.missing_error}"
+    if outcome.missing_error is not None:
+        return f"- {label}: missing derivation failed: {outcome.missing_error}"
+    return f"- {label}: change history failed: {outcome.changes_error}"

@@ -24,6 +24,7 @@ from tenantatlas_pipelines.db.store import InventoryStore, MissingResult
 from tenantatlas_pipelines.inventory.errors import ErrorCode, TenantAtlasError, safe_message
 from tenantatlas_pipelines.inventory.runs import RunStatus
 from tenantatlas_pipelines.registry import Registry
+from tenantatlas_pipelines.sync.changes import ChangeResult, record_changes
 from tenantatlas_pipelines.sync.missing import derive_missing
 from tenantatlas_pipelines.sync.process_memory import prepare_process
 from tenantatlas_pipelines.sync.service import (
@@ -59,6 +60,8 @@ class PartitionOutcome:
     error_message: str | None = None  # redacted
     missing: MissingResult | None = None
     missing_error: str | None = None  # redacted; the derivation raised
+    changes: ChangeResult | None = None
+    changes_error: str | None = None  # redacted; the change history could not be written
     duration_seconds: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -68,6 +71,11 @@ class PartitionOutcome:
         if self.error_code is not None:
             return True
         return self.sync is not None and self.sync.status is RunStatus.FAILED
+
+    @property
+    def failed(self) -> bool:
+        """Something asked of this partition failed: its run must not look green."""
+        return self.sync_failed or self.missing_error is not None or self.changes_error is not None
 
     @property
     def sync_skipped(self) -> bool:
@@ -96,13 +104,13 @@ PartitionHook = Callable[[PartitionOutcome], None]
 
 
 class BatchRunner:
-    """Syncs and derives the partitions of one Dagster run.
+    """Syncs a batch of partitions, then derives each one's missing set and change history.
 
-    ``run_sync`` / ``run_missing`` say which of the two steps the run asked for (a user may
-    materialise only the missing set). The missing derivation of a partition runs after its
-    own sync whatever the sync's status: it follows the reference-run rule (the latest
-    completed run), so a failed sync yields low confidence, and a skipped one the set of
-    the run before.
+    ``run_sync`` / ``run_missing`` / ``run_changes`` say which steps the run asked for (a
+    user may materialise only the missing set). A partition's derivations run after its
+    own sync whatever the sync's status: they follow the reference-run rule (the latest
+    completed run), so a failed sync yields low confidence, and a skipped one the state of
+    the run before. The change history is written only after the missing set it compares.
     """
 
     def __init__(
@@ -123,6 +131,7 @@ class BatchRunner:
         *,
         run_sync: bool = True,
         run_missing: bool = True,
+        run_changes: bool = True,
         dagster_run_id: str | None = None,
         on_done: PartitionHook | None = None,
     ) -> list[PartitionOutcome]:
@@ -138,6 +147,7 @@ class BatchRunner:
                 partitions,
                 run_sync=run_sync,
                 run_missing=run_missing,
+                run_changes=run_changes,
                 dagster_run_id=dagster_run_id,
                 on_done=on_done,
             )
@@ -149,6 +159,7 @@ class BatchRunner:
         *,
         run_sync: bool = True,
         run_missing: bool = True,
+        run_changes: bool = True,
         dagster_run_id: str | None = None,
         on_done: PartitionHook | None = None,
     ) -> list[PartitionOutcome]:
@@ -156,7 +167,7 @@ class BatchRunner:
 
         async def one(ref: PartitionRef) -> PartitionOutcome:
             async with gate:
-                outcome = await self._partition(ref, run_sync, run_missing, dagster_run_id)
+                outcome = await self._partition(ref, run_sync, run_missing, run_changes, dagster_run_id)
             if on_done is not None:
                 on_done(outcome)
             return outcome
@@ -164,7 +175,12 @@ class BatchRunner:
         return list(await asyncio.gather(*(one(ref) for ref in partitions)))
 
     async def _partition(
-        self, ref: PartitionRef, run_sync: bool, run_missing: bool, dagster_run_id: str | None
+        self,
+        ref: PartitionRef,
+        run_sync: bool,
+        run_missing: bool,
+        run_changes: bool,
+        dagster_run_id: str | None,
     ) -> PartitionOutcome:
         started = time.monotonic()
         outcome = PartitionOutcome(ref)
@@ -192,5 +208,16 @@ class BatchRunner:
             except Exception as exc:  # noqa: BLE001 - recorded on this partition
                 outcome.missing_error = f"{type(exc).__name__}: {safe_message(exc)}"
                 log.warning("missing derivation of %s failed: %s", ref.label, outcome.missing_error)
+        if run_changes and outcome.missing_error is None:
+            try:
+                selection = self.registry.selection(ref.selection_key)
+                outcome.changes = await asyncio.to_thread(
+                    record_changes, self.store, ref.tenant_key, ref.selection_key, selection
+                )
+            except Exception as exc:  # noqa: BLE001 - recorded on this partition
+                outcome.changes_error = f"{type(exc).__name__}: {safe_message(exc)}"
+                log.warning("change history of %s failed: %s", ref.label, outcome.changes_error)
+        elif run_changes:
+            outcome.changes_error = "not recorded: the missing set it compares could not be derived"
         outcome.duration_seconds = time.monotonic() - started
         return outcome

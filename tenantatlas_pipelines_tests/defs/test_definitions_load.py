@@ -43,11 +43,13 @@ def test_inventory_items_uses_the_msgraph_pool_and_the_contract_partitions() -> 
     assert {op.pool for op in assets_def.node_def.iterate_op_defs()} == {"msgraph"}
     policy = assets_def.backfill_policy
     assert policy is not None and policy.max_partitions_per_run == DEFAULT_BATCH_SIZE
-    # the missing set is computed by the same batched step, downstream of the catalog
-    assert repo.assets_defs_by_key[dg.AssetKey("inventory_missing_items")] is assets_def
-    assert repo.asset_graph.get(dg.AssetKey("inventory_missing_items")).parent_keys == {
-        dg.AssetKey("inventory_items")
-    }
+    # the missing set and the change history are computed by the same batched step, downstream
+    for key, parent in (
+        ("inventory_missing_items", "inventory_items"),
+        ("inventory_changes", "inventory_missing_items"),
+    ):
+        assert repo.assets_defs_by_key[dg.AssetKey(key)] is assets_def
+        assert repo.asset_graph.get(dg.AssetKey(key)).parent_keys == {dg.AssetKey(parent)}
 
 
 def test_workspace_and_both_instance_files_load() -> None:

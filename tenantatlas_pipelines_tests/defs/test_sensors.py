@@ -16,14 +16,14 @@ TICK = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 
 
 def _backfill_keys(result: dg.SensorResult) -> set[tuple[str, str]]:
-    """The partitions of the one backfill a sensor result requests (both inventory assets)."""
+    """The partitions of the one backfill a sensor result requests (every inventory asset)."""
     (request,) = result.run_requests or []
     subset = request.asset_graph_subset
     assert subset is not None, "the sensor must launch a backfill (batched runs), not single runs"
     by_asset = {key.to_user_string(): s for key, s in subset.partitions_subsets_by_asset_key.items()}
-    assert set(by_asset) == {"inventory_items", "inventory_missing_items"}
+    assert set(by_asset) == {"inventory_items", "inventory_missing_items", "inventory_changes"}
     keys = [set(s.get_partition_keys()) for s in by_asset.values()]
-    assert keys[0] == keys[1]
+    assert all(k == keys[0] for k in keys)
     return {partition_dimensions(k) for k in keys[0]}
 
 

@@ -76,7 +76,7 @@ def test_webserver_starts_and_graphql_lists_assets_checks_sensors_and_schedule(t
         }
         assert repo["schedules"] == []  # the nightly sweep is the sensor inventory_nightly_sweep
         assets = {tuple(a["assetKey"]["path"]): a for a in repo["assetNodes"]}
-        assert set(assets) == {("inventory_items",), ("inventory_missing_items",)}
+        assert set(assets) == {("inventory_items",), ("inventory_missing_items",), ("inventory_changes",)}
         checks = {c["name"] for c in assets[("inventory_items",)]["assetChecksOrError"]["checks"]}
         assert checks == {"last_sync_succeeded", "inventory_fresh"}
     finally:

@@ -31,7 +31,7 @@ def use_unthrottled_client() -> None:
     """Point the inventory_items asset (in this process) at ``bench_graph_factory``."""
     import tenantatlas_pipelines.defs.assets as assets
 
-    setattr(assets, "graph_client_for", bench_graph_factory)  # noqa: B010 - a module global, on purpose
+    setattr(assets, "deployment_graph_factory", lambda engine: bench_graph_factory)  # noqa: B010 - on purpose
 
 
 @dg.asset(partitions_def=inventory_partitions, pool="msgraph", group_name="bench")

@@ -33,13 +33,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tenantatlas_pipelines.db.engine import make_engine
 from tenantatlas_pipelines.db.migrate import upgrade_to_head
-from tenantatlas_pipelines.db.schema import TABLES
+from tenantatlas_pipelines.db.schema import BUDGET_TABLES, TABLES
 from tenantatlas_pipelines.db.store import InventoryStore, TenantRecord
 
 POSTGRES_URL_ENV = "TENANTATLAS_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "TENANTATLAS_REQUIRE_POSTGRES"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-_TRUNCATE = "TRUNCATE " + ", ".join(t.name for t in TABLES) + " RESTART IDENTITY CASCADE"
+_TRUNCATE = "TRUNCATE " + ", ".join(t.name for t in (*TABLES, *BUDGET_TABLES)) + " RESTART IDENTITY CASCADE"
 
 
 def _url_string(url: URL) -> str:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import fleet
 from benchmarks.common import (
     PROJECT_ROOT,
     SECRET,
@@ -256,6 +257,10 @@ def summary(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append(
             _row("W2 / empty-asset queue floor", f"not measured: {results['w2_error']}", "<= 1.5", None)
         )
+    if "fleet" in results:
+        rows.extend(fleet.summary(results["fleet"]))
+    elif "fleet_error" in results:
+        rows.append(_row("fleet sweep", f"not measured: {results['fleet_error']}", "see fleet.py", None))
     return rows
 
 
@@ -322,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="W1 20k items, W1x10 200k, W2 20 x 1,000 (a few minutes)"
     )
     parser.add_argument(
-        "--skip", action="append", default=[], choices=["w1x10", "w2"], help="leave a workload out"
+        "--skip", action="append", default=[], choices=["w1x10", "w2", "fleet"], help="leave a workload out"
     )
     parser.add_argument(
         "--profile", action="store_true", help="pyinstrument profiles of the W1 PostgreSQL syncs"
@@ -344,6 +349,11 @@ def main(argv: list[str] | None = None) -> int:
                 bench_w2(w2, directory, results)
             except Exception as exc:  # noqa: BLE001 - reported in the summary, the rest stands
                 results["w2_error"] = f"{type(exc).__name__}: {str(exc)[-300:]}"
+        if "fleet" not in args.skip:  # the fleet sweep (benchmarks/fleet.py), last: its own processes
+            try:
+                results["fleet"] = fleet.run_all(fleet.parse_args(["--quick"] if args.quick else []))
+            except Exception as exc:  # noqa: BLE001 - reported in the summary, the rest stands
+                results["fleet_error"] = f"{type(exc).__name__}: {str(exc)[-300:]}"
         if args.profile:
             for path in directory.glob("profile-*"):
                 shutil.copy(path, PROJECT_ROOT / "benchmarks" / "profiles" / path.name)

@@ -141,13 +141,13 @@ class SyncFailedError(TenantAtlasError):
 
     code = ErrorCode.UNEXPECTED_EXCEPTION
 
-    def __init__(self, message: str, *, run_id: int, code: ErrorCode | None = None) -> None:
+    def __init__(self, message: str, *, run_id: int | None, code: ErrorCode | None = None) -> None:
         super().__init__(message, code=code)
-        self.run_id = run_id
+        self.run_id = run_id  # None: the sync failed before its run row was written
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_sync_failed, (self.message, self.run_id, str(self.code)))
 
 
-def _sync_failed(message: str, run_id: int, code: str) -> SyncFailedError:
+def _sync_failed(message: str, run_id: int | None, code: str) -> SyncFailedError:
     return SyncFailedError(message, run_id=run_id, code=ErrorCode(code))

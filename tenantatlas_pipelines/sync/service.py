@@ -181,17 +181,25 @@ class SyncService:
                 code=ErrorCode.CONFIG_ERROR,
             )
         read_secret(request.tenant_key, request.tenant)  # fail before anything is written
-        tenant_pk = self.store.ensure_tenant(tenant_record(request.tenant_key, request.tenant))
         correlation_id = str(uuid.uuid4())
         selection_hash = selection.hash()
-        start = self.store.start_run(
-            tenant_pk,
-            request.selection_key,
-            selection_hash,
-            selection.canonical_json(),
-            correlation_id=correlation_id,
-            dagster_run_id=request.dagster_run_id,
-        )
+        failure: SyncFailedError | None = None
+        try:
+            tenant_pk = self.store.ensure_tenant(tenant_record(request.tenant_key, request.tenant))
+            start = self.store.start_run(
+                tenant_pk,
+                request.selection_key,
+                selection_hash,
+                selection.canonical_json(),
+                correlation_id=correlation_id,
+                dagster_run_id=request.dagster_run_id,
+            )
+        except TenantAtlasError:
+            raise  # ours: redacted on construction, and names the fix
+        except Exception as exc:  # noqa: BLE001 - the database failed before any run row existed
+            failure = self._fail(request, None, exc)
+        if failure is not None:
+            raise failure from None
         result = SyncResult(
             run_id=start.run_id,
             status=start.status,
@@ -204,9 +212,9 @@ class SyncService:
             result.lock_holder = start.lock_holder
             result.duration_seconds = time.monotonic() - started
             return result
-        failure: SyncFailedError | None = None
         try:
             outcome = await _Run(self, request, tenant_pk, start.run_id, policy_types).execute()
+            self.store.finish_run(tenant_pk, start.run_id, outcome)
         except BaseException as exc:
             # a crash: the previous inventory is intact (upserts only add and refresh rows);
             # the run is recorded as failed with a redacted message
@@ -217,21 +225,25 @@ class SyncService:
             # raised outside the handler and from None: the original exception (whose text or
             # chain may hold a token, a secret or a header) is neither the cause nor the context
             raise failure from None
-        self.store.finish_run(tenant_pk, start.run_id, outcome)
         result.status = outcome.status
         result.outcome = outcome
         result.duration_seconds = time.monotonic() - started
         return result
 
-    def _fail(self, request: SyncRequest, run_id: int, exc: BaseException) -> SyncFailedError | None:
-        """Record a crashed run failed; the redacted error to raise instead, or None for an interrupt."""
+    def _fail(self, request: SyncRequest, run_id: int | None, exc: BaseException) -> SyncFailedError | None:
+        """Record a crashed run failed; the redacted error to raise instead, or None for an interrupt.
+
+        ``run_id`` None: the sync failed before its run row was written (nothing to record).
+        """
         detail = describe_failure(exc)
-        try:
-            self.store.mark_run_failed(run_id, code=ErrorCode.UNEXPECTED_EXCEPTION, message=detail)
-        except Exception as record_error:  # noqa: BLE001 - the database may be what failed
-            detail += f"; recording the run as failed failed too: {describe_failure(record_error)}"
+        if run_id is not None:
+            try:
+                self.store.mark_run_failed(run_id, code=ErrorCode.UNEXPECTED_EXCEPTION, message=detail)
+            except Exception as record_error:  # noqa: BLE001 - the database may be what failed
+                detail += f"; recording the run as failed failed too: {describe_failure(record_error)}"
+        run = f"sync run {run_id}" if run_id is not None else "sync (before its run was recorded)"
         text = (
-            f"sync run {run_id} of {request.selection_key}|{request.tenant_key} failed "
+            f"{run} of {request.selection_key}|{request.tenant_key} failed "
             f"({ErrorCode.UNEXPECTED_EXCEPTION}): {detail}"
         )
         log.error("%s", safe_message(text, limit=2000))  # redacted here: no handler has to

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import traceback
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,8 +27,7 @@ from sqlalchemy.engine import Engine
 
 from tenantatlas_pipelines.db.schema import inventory_sync_runs, tenants
 from tenantatlas_pipelines.db.store import InventoryStore
-from tenantatlas_pipelines.defs.assets import inventory_items, inventory_missing_items
-from tenantatlas_pipelines.defs.checks import inventory_fresh, last_sync_succeeded
+from tenantatlas_pipelines.defs import assets as assets_module
 from tenantatlas_pipelines.defs.partitions import partition_key
 from tenantatlas_pipelines.defs.resources import InventoryDatabase, RegistryResource
 from tenantatlas_pipelines.simulator import Fault, FaultKind, GraphSimulator, Scenario, TenantScenario
@@ -135,7 +135,7 @@ def _materialise(
 ) -> dict[str, dg.ExecuteInProcessResult]:
     return {
         t.key: dg.materialize(
-            [inventory_items, inventory_missing_items, last_sync_succeeded, inventory_fresh],
+            _items_assets(),  # the assets, with their checks, that materialise inventory_items
             partition_key=str(partition_key(t.key, "compliance")),
             instance=world.instance,
             resources=world.resources,
@@ -143,6 +143,24 @@ def _materialise(
         )
         for t in tenants
     }
+
+
+def _items_assets() -> list[dg.AssetsDefinition]:
+    found = [
+        value
+        for value in vars(assets_module).values()
+        if isinstance(value, dg.AssetsDefinition) and dg.AssetKey("inventory_items") in value.keys
+    ]
+    assert found, "no asset materialises inventory_items"
+    return found
+
+
+def _raw_record(record: logging.LogRecord) -> str:
+    """A log record as any handler could render it: message, arguments and exception, unredacted."""
+    parts = [record.getMessage(), repr(record.args), record.exc_text or ""]
+    if record.exc_info and record.exc_info[1] is not None:
+        parts.append("".join(traceback.format_exception(record.exc_info[1])))
+    return " ".join(parts)
 
 
 def _home_files(home: Path) -> dict[str, bytes]:
@@ -186,10 +204,7 @@ def _leaks(
         *((f"inventory table {table}", text.encode()) for table, text in _db_rows(engine)),
         ("stdout", out.encode()),
         ("stderr", err.encode()),
-        *(
-            (f"log record of {r.name}", f"{r.getMessage()} {r.args!r} {r.exc_text or ''}".encode())
-            for r in caplog.records
-        ),
+        *((f"log record of {r.name}", _raw_record(r).encode()) for r in caplog.records),
     ]
     return sorted(
         {
@@ -237,17 +252,17 @@ def test_the_canary_search_finds_a_planted_leak(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Guards the search itself: a secret or token planted in each channel is found there."""
-    from tenantatlas_pipelines.defs import assets
+    from tenantatlas_pipelines.defs import reporting
 
     secret = world.secrets["healthy"]
-    real_metadata = assets.sync_metadata
+    real_metadata = reporting.sync_metadata
 
     def leaky_metadata(result: object) -> dict[str, object]:
         dg.get_dagster_logger().info(f"planted {secret}")
         print(f"planted {next(iter(world.simulator.issued_tokens))}")
         return {**real_metadata(result), "planted": secret}  # type: ignore[arg-type]
 
-    monkeypatch.setattr(assets, "sync_metadata", leaky_metadata)
+    monkeypatch.setattr(reporting, "sync_metadata", leaky_metadata)
     caplog.set_level(logging.DEBUG)
     _materialise(world, TENANTS[:1])
     with engine.begin() as conn:  # and into the inventory DB: a text column and a JSON column

@@ -2,14 +2,17 @@
 
 The store already filters every statement by tenant. Row-level security is a
 second wall for the day a query forgets to: with it on, the tenant-scoped
-tables (``inventory_items``, ``inventory_sync_runs``,
-``inventory_missing_items``) show and accept only the rows of the tenant named
-by the transaction-local setting ``tenantatlas.tenant_id``.
+tables (``TENANT_SCOPED_TABLES``: ``inventory_items``, ``inventory_sync_runs``,
+``inventory_missing_items``, ``inventory_change_events``; every table whose
+``tenant_id`` references ``tenants.id``) show and accept only the rows of the
+tenant named by the transaction-local setting ``tenantatlas.tenant_id``.
 
 Turning it on (PostgreSQL only; SQLite has no row-level security):
 
-1. ``enable_row_level_security(engine)`` once, as the tables' owner: it enables
-   and *forces* RLS and creates one policy per table (idempotent).
+1. ``enable_row_level_security(engine)`` as the tables' owner, after migrating: it
+   enables and *forces* RLS and creates one policy per table (idempotent). Run it
+   again after a migration that adds a tenant-scoped table (0004 added
+   ``inventory_change_events``): policies are not created by the migrations.
 2. Connect the pipeline as a role that is neither superuser nor ``BYPASSRLS``
    (superusers always bypass RLS), granted SELECT/INSERT/UPDATE/DELETE on the
    tables and USAGE on their sequences.
@@ -23,8 +26,11 @@ Turning it on (PostgreSQL only; SQLite has no row-level security):
 Outside any scope a transaction sees no tenant-scoped row at all (the safe
 default); ``tenant_scope(ALL_TENANTS)`` is the explicit cross-tenant scope of
 maintenance paths (the run-failure sensor finds a sync run by its Dagster run
-id). RLS guards against bugs in our own queries, not against a client that
-sends its own SQL: such a client can set the setting itself.
+id; the freshness sensor reads the whole fleet; an operator's cross-tenant query
+such as README's "what changed in the last 24 hours" sets
+``tenantatlas.tenant_id`` to ``'*'`` in its transaction, or runs as the owner).
+RLS guards against bugs in our own queries, not against a client that sends its
+own SQL: such a client can set the setting itself.
 """
 
 from __future__ import annotations
@@ -43,7 +49,12 @@ TENANT_SETTING = "tenantatlas.tenant_id"
 ALL_TENANTS = "*"
 RLS_ENV = "TENANTATLAS_ROW_LEVEL_SECURITY"
 POLICY_NAME = "tenantatlas_tenant_isolation"
-TENANT_SCOPED_TABLES = ("inventory_items", "inventory_sync_runs", "inventory_missing_items")
+TENANT_SCOPED_TABLES = (
+    "inventory_items",
+    "inventory_sync_runs",
+    "inventory_missing_items",
+    "inventory_change_events",
+)
 
 _scope: contextvars.ContextVar[str] = contextvars.ContextVar("tenantatlas_tenant_scope", default="")
 _INSTALLED = "_tenantatlas_tenant_scoping"

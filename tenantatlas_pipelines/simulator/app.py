@@ -36,9 +36,9 @@ from tenantatlas_pipelines.simulator.responses import (
     GRAPH_JSON,
     entra_error,
     forbidden_text,
-    format_retry_after,
     graph_error,
     intune_message,
+    retry_after_headers,
 )
 from tenantatlas_pipelines.simulator.scenario import (
     Fault,
@@ -409,10 +409,8 @@ class GraphSimulator:
         if kind is FaultKind.NOT_FOUND:
             return error(404, "ResourceNotFound", "Resource not found for the segment.", None)
         # 429 / 503 / 504; conditional access never sends Retry-After
-        retry_after = (
-            None if policy.rate_class == "conditional_access" else format_retry_after(fault.retry_after)
-        )
-        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        headers = {} if policy.rate_class == "conditional_access" else retry_after_headers(fault.retry_after)
+        retry_after = headers.get("Retry-After")
         if kind is FaultKind.THROTTLE:
             if policy.rate_class == "conditional_access":
                 return error(429, "TooManyRequests", "Too many requests.", headers)

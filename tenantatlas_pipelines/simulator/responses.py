@@ -57,14 +57,25 @@ def required_scopes(policy_type: PolicyType) -> tuple[str, ...]:
     return _DEFAULT_SCOPES
 
 
-def format_retry_after(value: float | str | None) -> str | None:
-    """Seconds as Graph sends them ("2.128", "3"), an HTTP-date for "http-date", other text verbatim."""
+def retry_after_headers(value: float | str | None) -> dict[str, str]:
+    """The ``Retry-After`` header (none for ``None``); an HTTP-date comes with the server's ``Date``.
+
+    Both dates are taken from one reading of the clock, as one Graph server writes them, so
+    the wait a client measures between them is 1 or 2 s whatever the load (the loopback
+    server sends no ``Date`` of its own: uvicorn's is refreshed once a second and lags).
+    """
     if value is None:
-        return None
+        return {}
+    if value == HTTP_DATE:
+        now = time.time()
+        return {
+            "Retry-After": formatdate(math.ceil(now) + 1, usegmt=True),
+            "Date": formatdate(math.floor(now), usegmt=True),
+        }
     if isinstance(value, str):
-        return formatdate(math.ceil(time.time()) + 1, usegmt=True) if value == HTTP_DATE else value
+        return {"Retry-After": value}
     text = f"{float(value):.6f}".rstrip("0").rstrip(".")
-    return text or "0"
+    return {"Retry-After": text or "0"}
 
 
 def _graph_date() -> str:

@@ -34,6 +34,7 @@ def _config(sim: GraphSimulator, host: str, port: int) -> uvicorn.Config:
         log_level="warning",
         access_log=False,
         lifespan="off",
+        date_header=False,  # the simulator dates what needs a date (an HTTP-date Retry-After)
         # the client decides when to close; keep idle connections long enough for paging
         timeout_keep_alive=30,
     )

@@ -28,45 +28,39 @@ from tenantatlas_pipelines.defs.checks import CHECK_SPECS
 from tenantatlas_pipelines.defs.partitions import inventory_partitions, partition_dimensions
 from tenantatlas_pipelines.defs.reporting import CHANGES_KEY, ITEMS_KEY, MISSING_KEY, BatchReporter
 from tenantatlas_pipelines.defs.resources import InventoryDatabase, RegistryResource
-from tenantatlas_pipelines.sync.batch import BatchRunner, PartitionRef
+from tenantatlas_pipelines.sync.batch import BatchRunner, PartitionRef, Steps
 from tenantatlas_pipelines.sync.graph_factory import deployment_graph_factory
 
-ITEMS_SPEC = dg.AssetSpec(
-    ITEMS_KEY,
-    partitions_def=inventory_partitions,
-    group_name="inventory",
-    kinds={"python", "sql"},
-    skippable=True,
-    description=(
-        "One materialisation = one sync run of a tenant and selection: list every policy type "
-        "from Microsoft Graph, upsert into inventory_items, record inventory_sync_runs."
-    ),
-)
-MISSING_SPEC = dg.AssetSpec(
-    MISSING_KEY,
-    partitions_def=inventory_partitions,
-    deps=[ITEMS_KEY],
-    group_name="inventory",
-    kinds={"python", "sql"},
-    skippable=True,
-    description=(
-        "Items not observed since the latest completed sync of the partition's selection, with a "
-        "confidence grade; replaces the partition's rows in inventory_missing_items."
-    ),
-)
 
-CHANGES_SPEC = dg.AssetSpec(
+def _spec(key: dg.AssetKey, description: str, upstream: dg.AssetKey | None = None) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key,
+        partitions_def=inventory_partitions,
+        deps=[upstream] if upstream else [],
+        group_name="inventory",
+        kinds={"python", "sql"},
+        skippable=True,  # a failed or skipped partition materialises nothing of it
+        description=description,
+    )
+
+
+ITEMS_SPEC = _spec(
+    ITEMS_KEY,
+    "One materialisation = one sync run of a tenant and selection: list every policy type "
+    "from Microsoft Graph, upsert into inventory_items, record inventory_sync_runs.",
+)
+MISSING_SPEC = _spec(
+    MISSING_KEY,
+    "Items not observed since the latest completed sync of the partition's selection, with a "
+    "confidence grade; replaces the partition's rows in inventory_missing_items.",
+    upstream=ITEMS_KEY,
+)
+CHANGES_SPEC = _spec(
     CHANGES_KEY,
-    partitions_def=inventory_partitions,
-    deps=[MISSING_KEY],
-    group_name="inventory",
-    kinds={"python", "sql"},
-    skippable=True,
-    description=(
-        "What the partition's latest completed sync found since the completed sync before it: "
-        "appeared, changed (content hash), disappeared (newly missing, with confidence) and "
-        "reappeared items, appended to inventory_change_events (idempotent per sync run)."
-    ),
+    "What the partition's latest completed sync found since the completed sync before it: "
+    "appeared, changed (content hash), disappeared (newly missing, with confidence) and "
+    "reappeared items, appended to inventory_change_events (idempotent per sync run).",
+    upstream=MISSING_KEY,
 )
 
 
@@ -78,7 +72,7 @@ CHANGES_SPEC = dg.AssetSpec(
     can_subset=True,
     pool="msgraph",
     backfill_policy=dg.BackfillPolicy.multi_run(batch_size()),
-    description="Syncs and derives the missing set of every partition of the run, concurrently.",
+    description="Syncs every partition of the run concurrently, then derives its missing set and changes.",
 )
 def inventory_assets(
     context: dg.AssetExecutionContext,
@@ -92,11 +86,10 @@ def inventory_assets(
     reporter = BatchReporter(context, store, reg)
     # one Graph budget per tenant for the whole deployment (kept in the inventory database)
     runner = BatchRunner(store, reg, deployment_graph_factory(store.engine), config.settings())
+    selected = context.selected_asset_keys
     outcomes = runner.run(
         refs,
-        run_sync=ITEMS_KEY in context.selected_asset_keys,
-        run_missing=MISSING_KEY in context.selected_asset_keys,
-        run_changes=CHANGES_KEY in context.selected_asset_keys,
+        Steps(sync=ITEMS_KEY in selected, missing=MISSING_KEY in selected, changes=CHANGES_KEY in selected),
         dagster_run_id=context.run.run_id,
         on_done=reporter.report,
     )

@@ -19,10 +19,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from tenantatlas_pipelines.db.store import InventoryStore, MissingResult
 from tenantatlas_pipelines.inventory.errors import ErrorCode, TenantAtlasError, safe_message
 from tenantatlas_pipelines.inventory.runs import RunStatus
+from tenantatlas_pipelines.inventory.selection import Selection
 from tenantatlas_pipelines.registry import Registry
 from tenantatlas_pipelines.sync.changes import ChangeResult, record_changes
 from tenantatlas_pipelines.sync.missing import derive_missing
@@ -38,6 +40,7 @@ from tenantatlas_pipelines.sync.service import (
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_CONCURRENT_PARTITIONS = 8
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,15 @@ class PartitionOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Steps:
+    """Which steps a run asked for (a user may materialise only the missing set)."""
+
+    sync: bool = True
+    missing: bool = True
+    changes: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class BatchSettings:
     max_concurrent_partitions: int = DEFAULT_MAX_CONCURRENT_PARTITIONS
     sync: SyncSettings = field(default_factory=SyncSettings)
@@ -106,8 +118,7 @@ PartitionHook = Callable[[PartitionOutcome], None]
 class BatchRunner:
     """Syncs a batch of partitions, then derives each one's missing set and change history.
 
-    ``run_sync`` / ``run_missing`` / ``run_changes`` say which steps the run asked for (a
-    user may materialise only the missing set). A partition's derivations run after its
+    ``Steps`` says which steps the run asked for. A partition's derivations run after its
     own sync whatever the sync's status: they follow the reference-run rule (the latest
     completed run), so a failed sync yields low confidence, and a skipped one the state of
     the run before. The change history is written only after the missing set it compares.
@@ -128,10 +139,8 @@ class BatchRunner:
     def run(
         self,
         partitions: Sequence[PartitionRef],
+        steps: Steps = Steps(),
         *,
-        run_sync: bool = True,
-        run_missing: bool = True,
-        run_changes: bool = True,
         dagster_run_id: str | None = None,
         on_done: PartitionHook | None = None,
     ) -> list[PartitionOutcome]:
@@ -142,24 +151,13 @@ class BatchRunner:
         """
         if self.settings.sync.prepare_process:
             prepare_process()
-        return asyncio.run(
-            self.run_async(
-                partitions,
-                run_sync=run_sync,
-                run_missing=run_missing,
-                run_changes=run_changes,
-                dagster_run_id=dagster_run_id,
-                on_done=on_done,
-            )
-        )
+        return asyncio.run(self.run_async(partitions, steps, dagster_run_id=dagster_run_id, on_done=on_done))
 
     async def run_async(
         self,
         partitions: Sequence[PartitionRef],
+        steps: Steps = Steps(),
         *,
-        run_sync: bool = True,
-        run_missing: bool = True,
-        run_changes: bool = True,
         dagster_run_id: str | None = None,
         on_done: PartitionHook | None = None,
     ) -> list[PartitionOutcome]:
@@ -167,7 +165,7 @@ class BatchRunner:
 
         async def one(ref: PartitionRef) -> PartitionOutcome:
             async with gate:
-                outcome = await self._partition(ref, run_sync, run_missing, run_changes, dagster_run_id)
+                outcome = await self._partition(ref, steps, dagster_run_id)
             if on_done is not None:
                 on_done(outcome)
             return outcome
@@ -175,16 +173,11 @@ class BatchRunner:
         return list(await asyncio.gather(*(one(ref) for ref in partitions)))
 
     async def _partition(
-        self,
-        ref: PartitionRef,
-        run_sync: bool,
-        run_missing: bool,
-        run_changes: bool,
-        dagster_run_id: str | None,
+        self, ref: PartitionRef, steps: Steps, dagster_run_id: str | None
     ) -> PartitionOutcome:
         started = time.monotonic()
         outcome = PartitionOutcome(ref)
-        if run_sync:
+        if steps.sync:
             try:
                 request = SyncRequest(
                     tenant_key=ref.tenant_key,
@@ -197,27 +190,31 @@ class BatchRunner:
             except Exception as exc:  # noqa: BLE001 - one partition's crash is its own outcome
                 code = exc.code if isinstance(exc, TenantAtlasError) else ErrorCode.UNEXPECTED_EXCEPTION
                 outcome.error_code = str(code)
-                outcome.error_message = f"{type(exc).__name__}: {safe_message(exc)}"
+                outcome.error_message = _described(exc)
                 log.warning("sync of %s failed: %s", ref.label, outcome.error_message)
-        if run_missing:
-            try:
-                selection = self.registry.selection(ref.selection_key)
-                outcome.missing = await asyncio.to_thread(
-                    derive_missing, self.store, ref.tenant_key, ref.selection_key, selection
-                )
-            except Exception as exc:  # noqa: BLE001 - recorded on this partition
-                outcome.missing_error = f"{type(exc).__name__}: {safe_message(exc)}"
-                log.warning("missing derivation of %s failed: %s", ref.label, outcome.missing_error)
-        if run_changes and outcome.missing_error is None:
-            try:
-                selection = self.registry.selection(ref.selection_key)
-                outcome.changes = await asyncio.to_thread(
-                    record_changes, self.store, ref.tenant_key, ref.selection_key, selection
-                )
-            except Exception as exc:  # noqa: BLE001 - recorded on this partition
-                outcome.changes_error = f"{type(exc).__name__}: {safe_message(exc)}"
-                log.warning("change history of %s failed: %s", ref.label, outcome.changes_error)
-        elif run_changes:
+        if steps.missing:
+            outcome.missing, outcome.missing_error = await self._derive(ref, derive_missing, "missing set")
+        if steps.changes and outcome.missing_error is None:
+            outcome.changes, outcome.changes_error = await self._derive(ref, record_changes, "change history")
+        elif steps.changes:
             outcome.changes_error = "not recorded: the missing set it compares could not be derived"
         outcome.duration_seconds = time.monotonic() - started
         return outcome
+
+    async def _derive(
+        self, ref: PartitionRef, derive: Callable[[InventoryStore, str, str, Selection], _T], what: str
+    ) -> tuple[_T | None, str | None]:
+        """One derivation of the partition (in a worker thread): its result, or its redacted error."""
+        try:
+            selection = self.registry.selection(ref.selection_key)
+            return await asyncio.to_thread(
+                derive, self.store, ref.tenant_key, ref.selection_key, selection
+            ), None
+        except Exception as exc:  # noqa: BLE001 - recorded on this partition
+            error = _described(exc)
+            log.warning("%s of %s failed: %s", what, ref.label, error)
+            return None, error
+
+
+def _described(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {safe_message(exc)}"

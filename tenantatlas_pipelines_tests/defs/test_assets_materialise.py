@@ -6,6 +6,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from batch_support import run_one as _materialise
 
 from tenantatlas_pipelines.db.store import InventoryStore
 from tenantatlas_pipelines.defs.assets import inventory_assets
@@ -19,18 +20,6 @@ from tenantatlas_pipelines.registry import load_registry
 def _register(instance: dg.DagsterInstance) -> None:
     instance.add_dynamic_partitions("tenants", ["contoso", "fabrikam", "northwind"])
     instance.add_dynamic_partitions("selections", ["all", "compliance"])
-
-
-def _materialise(
-    instance: dg.DagsterInstance, resources: dict, key: str, **kw: object
-) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        [inventory_assets],
-        partition_key=key,
-        instance=instance,
-        resources=resources,
-        **kw,
-    )
 
 
 def _selection(key: str) -> Selection:
@@ -79,9 +68,7 @@ def test_a_failed_sync_errors_on_the_last_sync_check(
 ) -> None:
     _register(instance)
     monkeypatch.setenv("CONTOSO_GRAPH_SECRET", "not-the-right-secret")
-    result = _materialise(
-        instance, resources, str(partition_key("contoso", "compliance")), raise_on_error=False
-    )
+    result = _materialise(instance, resources, str(partition_key("contoso", "compliance")))
     assert not result.success  # a failed sync is a failed run and partition, not a green materialisation
     # what the instance recorded (a failed step's logged events are not in the in-process result)
     logged = [e.dagster_event for e in instance.all_logs(result.run_id) if e.dagster_event]

@@ -15,9 +15,20 @@ from typing import Any
 import httpx
 import orjson
 
-from benchmarks.common import machine_busy_seconds
+from benchmarks.common import SECRET, machine_busy_seconds, tenant_guid
 from tenantatlas_pipelines.graph.clouds import endpoints_for
 from tenantatlas_pipelines.inventory.catalog import CATALOG
+
+
+def client_guid(index: int) -> str:
+    """The client id of the fleet's tenant ``index`` (its tenant id is ``tenant_guid(index)``)."""
+    return tenant_guid(100_000 + index)
+
+
+def fleet_tenants(count: int) -> list[dict[str, str]]:
+    return [
+        {"tenant_id": tenant_guid(i), "client_id": client_guid(i), "secret": SECRET} for i in range(count)
+    ]
 
 
 async def _list_tenant(
@@ -83,7 +94,11 @@ def work(args: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     items, pages = asyncio.run(
         list_fleet(
-            args["base"], args["tenants"], args["policy_types"], args["tenants_at_once"], args["in_flight"]
+            args["base"],
+            fleet_tenants(args["tenant_count"]),
+            args["policy_types"],
+            args["tenants_at_once"],
+            args["in_flight"],
         )
     )
     seconds = time.perf_counter() - started
@@ -91,7 +106,7 @@ def work(args: dict[str, Any]) -> dict[str, Any]:
         "seconds": seconds,
         "items": items,
         "pages": pages,
-        "tenants": len(args["tenants"]),
+        "tenants": args["tenant_count"],
         "machine_cpu_seconds": machine_busy_seconds() - busy,
         "own_cpu_seconds": time.process_time() - own,
     }

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import fleet
+from benchmarks import fingerprint_cost, fleet
 from benchmarks.common import (
     PROJECT_ROOT,
     SECRET,
@@ -257,6 +257,8 @@ def summary(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append(
             _row("W2 / empty-asset queue floor", f"not measured: {results['w2_error']}", "<= 1.5", None)
         )
+    if "fingerprint" in results:
+        rows.extend(fingerprint_cost.summary(results["fingerprint"]))
     if "fleet" in results:
         rows.extend(fleet.summary(results["fleet"]))
     elif "fleet_error" in results:
@@ -327,7 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="W1 20k items, W1x10 200k, W2 20 x 1,000 (a few minutes)"
     )
     parser.add_argument(
-        "--skip", action="append", default=[], choices=["w1x10", "w2", "fleet"], help="leave a workload out"
+        "--skip",
+        action="append",
+        default=[],
+        choices=["w1x10", "w2", "fleet", "fingerprint"],
+        help="leave a workload out",
     )
     parser.add_argument(
         "--profile", action="store_true", help="pyinstrument profiles of the W1 PostgreSQL syncs"
@@ -342,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tenantatlas-bench-") as tmp:
         directory = Path(tmp)
         bench_w1(w1, directory, results, args.profile)
+        if "fingerprint" not in args.skip:  # W1 with and without content fingerprints (issue 12)
+            results["fingerprint"] = fingerprint_cost.bench(w1, directory, say=_say)
         if "w1x10" not in args.skip:
             bench_w1x10(w1x10, directory, results)
         if "w2" not in args.skip:

@@ -1,0 +1,219 @@
+"""What content fingerprints cost W1: the sync with them against the sync with a constant hash.
+
+``python -m benchmarks.fingerprint_cost [--quick] [--runs N]`` (also part of ``benchmarks.run``).
+
+Issue 12's target: W1 with fingerprints within 5% of W1 without, in one run. Both variants run
+here on the same machine state, against one simulator process: ``runs`` syncs each, in
+alternating order (with/without, then without/with, ...), each a first sync of W1 through a
+Dagster materialisation (``sync_w1.work``) into a fresh PostgreSQL database, in a child process
+of its own. "Without" replaces ``normalize.content_hash`` by a constant 64-character hex string
+inside that child process only (every row still carries a hash of the same size, so the
+database writes the same bytes); production has no such switch. The ratio is the median body
+time with / the median without; each child checks what it stored (one distinct hash without,
+one per item with) so a patch that did not take is seen.
+
+A microbenchmark in a child process of its own gives the per-item cost of ``content_hash``, of
+its parts (the left-out check, orjson's sorted dump, sha256) and of ``normalize_item`` with and
+without it, over every W1 item as the client parses it (orjson), best of 5 (process CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.common import (
+    PROJECT_ROOT,
+    SECRET,
+    SECRET_ENV,
+    Workload,
+    postgres_database,
+    run_worker,
+    simulator,
+    write_yaml,
+)
+
+TARGET = 1.05  # issue 12: with fingerprints / without
+CONSTANT_HASH = "0" * 64
+
+
+def work(args: dict[str, Any]) -> dict[str, Any]:
+    """Child process: ``mode`` "micro" (per-item costs) or "sync" (one W1 sync, ``constant`` or not)."""
+    if args["mode"] == "micro":
+        return micro(args["scenario"])
+    from sqlalchemy import create_engine, text
+
+    from benchmarks import sync_w1
+
+    if args["constant"]:
+        import tenantatlas_pipelines.inventory.normalize as normalize
+
+        setattr(normalize, "content_hash", lambda policy_type, raw: CONSTANT_HASH)  # noqa: B010 - this process only
+    out = sync_w1.work({"tenant": args["tenant"], "profile": args.get("profile")})
+    engine = create_engine(args["url"])
+    with engine.connect() as conn:
+        out["distinct_hashes"] = int(
+            conn.execute(text("SELECT count(DISTINCT content_hash) FROM inventory_items")).scalar_one()
+        )
+    engine.dispose()
+    return out
+
+
+def _w1_items(scenario_file: str) -> list[tuple[Any, dict[str, Any]]]:
+    """Every W1 item as the Graph client hands it to normalisation (served JSON parsed by orjson)."""
+    from tenantatlas_pipelines.inventory.catalog import CATALOG
+    from tenantatlas_pipelines.simulator.scenario import Scenario, items_for
+
+    scenario = Scenario.from_yaml(scenario_file)
+    tenant = scenario.tenants[0]
+    out = []
+    for key, policy_type in CATALOG.items():
+        # the sync's $select (mobileApp: no base64 icon), as the simulator applies it (render.py)
+        wanted = frozenset((*policy_type.select, "@odata.type", "id")) if policy_type.select else None
+        for raw in items_for(scenario, tenant, key, 1):
+            served = raw if wanted is None else {k: v for k, v in raw.items() if k in wanted}
+            out.append((policy_type, orjson.loads(orjson.dumps(served))))
+    return out
+
+
+def _per_item_us(items: list[tuple[Any, Any]], f: Callable[[Any, Any], object]) -> float:
+    best = float("inf")
+    for _ in range(5):
+        started = time.process_time()
+        for policy_type, raw in items:
+            f(policy_type, raw)
+        best = min(best, time.process_time() - started)
+    return 1e6 * best / len(items)
+
+
+def micro(scenario_file: str) -> dict[str, Any]:
+    """Per-item microseconds of the fingerprint, its parts and ``normalize_item`` with and without it."""
+    import tenantatlas_pipelines.inventory.normalize as normalize
+    from tenantatlas_pipelines.inventory.fingerprint import content_hash, fingerprint_source
+
+    items = _w1_items(scenario_file)
+    sources = [(policy_type, fingerprint_source(policy_type.key, raw)) for policy_type, raw in items]
+    dumped = [
+        (policy_type, orjson.dumps(source, option=orjson.OPT_SORT_KEYS)) for policy_type, source in sources
+    ]
+    out: dict[str, Any] = {
+        "items": len(items),
+        "canonical_bytes_per_item": sum(len(b) for _, b in dumped) / len(dumped),
+        "content_hash_us": _per_item_us(items, lambda pt, raw: content_hash(pt.key, raw)),
+        "left_out_check_us": _per_item_us(items, lambda pt, raw: fingerprint_source(pt.key, raw)),
+        "sorted_dump_us": _per_item_us(
+            sources, lambda pt, src: orjson.dumps(src, option=orjson.OPT_SORT_KEYS)
+        ),
+        "sha256_us": _per_item_us(dumped, lambda pt, data: hashlib.sha256(data).hexdigest()),
+        "loop_us": _per_item_us(items, lambda pt, raw: None),
+        "normalize_item_us": _per_item_us(items, normalize.normalize_item),
+    }
+    real = getattr(normalize, "content_hash")  # noqa: B009 - the name normalize calls
+    setattr(normalize, "content_hash", lambda policy_type, raw: CONSTANT_HASH)  # noqa: B010 - this process only
+    try:
+        out["normalize_item_constant_us"] = _per_item_us(items, normalize.normalize_item)
+    finally:
+        setattr(normalize, "content_hash", real)  # noqa: B010
+    return out
+
+
+def _env(directory: Path, label: str, url: str, registry: Path) -> dict[str, str]:
+    home = directory / f"dagster-fp-{label}"
+    home.mkdir()
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    return {
+        "DAGSTER_HOME": str(home),
+        "TENANTATLAS_DATABASE_URL": url,
+        "TENANTATLAS_REGISTRY": str(registry),
+        SECRET_ENV: SECRET,
+    }
+
+
+def _orders(runs: int) -> Iterable[tuple[int, tuple[bool, bool]]]:
+    """(round, (constant first?, constant second?)): with/without, then without/with, ..."""
+    for index in range(runs):
+        yield index, ((False, True) if index % 2 == 0 else (True, False))
+
+
+def bench(w1: Workload, directory: Path, runs: int = 3, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Both variants ``runs`` times each against one simulator; medians and the ratio."""
+    scenario = write_yaml(directory / "fp-scenario.yaml", w1.scenario())
+    tenant = w1.tenant_key(0)
+    out: dict[str, Any] = {"items": w1.items, "runs": runs, "with": [], "without": []}
+    out["micro"] = m = run_worker("fingerprint_cost", {"mode": "micro", "scenario": str(scenario)})
+    say(
+        f"  fingerprint per item: content_hash {m['content_hash_us']:.2f} us (left-out check "
+        f"{m['left_out_check_us']:.2f}, sorted dump {m['sorted_dump_us']:.2f}, sha256 {m['sha256_us']:.2f} "
+        f"of {m['canonical_bytes_per_item']:,.0f} bytes); normalize_item {m['normalize_item_us']:.2f} us, "
+        f"{m['normalize_item_constant_us']:.2f} us with a constant hash"
+    )
+    with simulator(scenario, directory) as base:
+        registry = write_yaml(directory / "fp-registry.yaml", w1.registry(base))
+        for index, order in _orders(runs):
+            for constant in order:
+                label = f"{index}_{'without' if constant else 'with'}"
+                with postgres_database(f"fp_{label}") as url:
+                    env = _env(directory, label, url, registry)
+                    args = {"mode": "sync", "tenant": tenant, "constant": constant, "url": url}
+                    r = run_worker("fingerprint_cost", args, env)
+                expected = 1 if constant else r["stored"]
+                if r["stored"] != w1.items or r["distinct_hashes"] != expected:
+                    raise RuntimeError(
+                        f"fingerprint benchmark {label}: stored {r['stored']} items with "
+                        f"{r['distinct_hashes']} distinct hashes (expected {w1.items} and {expected})"
+                    )
+                out["without" if constant else "with"].append(r)
+                say(
+                    f"  W1 {'without' if constant else 'with'} fingerprints (round {index + 1}): "
+                    f"body {r['body_seconds']:.2f}s, our CPU {r['own_cpu_seconds']:.2f}s, "
+                    f"machine CPU {r['machine_cpu_seconds']:.1f}s"
+                )
+    for key in ("body_seconds", "own_cpu_seconds", "machine_cpu_seconds"):
+        for variant in ("with", "without"):
+            out[f"{variant}_{key}"] = statistics.median(r[key] for r in out[variant])
+    out["ratio"] = out["with_body_seconds"] / out["without_body_seconds"]
+    out["cpu_ratio"] = out["with_own_cpu_seconds"] / out["without_own_cpu_seconds"]
+    return out
+
+
+def summary(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The summary row of ``benchmarks.run``: the body-time ratio against the target."""
+    with_s, without_s = r["with_body_seconds"], r["without_body_seconds"]
+    value = (
+        f"{r['ratio']:.3f} ({with_s:.2f}s / {without_s:.2f}s, median of {r['runs']}); "
+        f"our CPU {r['cpu_ratio']:.3f}; content_hash {r['micro']['content_hash_us']:.1f} us/item"
+    )
+    ok = r["ratio"] <= TARGET
+    name = "W1 with / without fingerprints (PostgreSQL)"
+    return [(name, value, f"<= {TARGET:g}", "PASS" if ok else "FAIL")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fingerprint_cost", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="W1 of 20k items")
+    parser.add_argument("--runs", type=int, default=3, help="syncs of each variant (default 3)")
+    args = parser.parse_args(argv)
+    w1 = Workload("W1", 1, 20_000 if args.quick else 100_000)
+    with tempfile.TemporaryDirectory(prefix="tenantatlas-bench-fp-") as tmp:
+        r = bench(w1, Path(tmp), args.runs)
+    for variant in ("with", "without"):
+        bodies = ", ".join(f"{x['body_seconds']:.2f}" for x in r[variant])
+        cpus = ", ".join(f"{x['own_cpu_seconds']:.2f}" for x in r[variant])
+        print(f"{variant:>7}: body {bodies} s; our CPU {cpus} s")
+    for row in summary(r):
+        print("  ".join(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

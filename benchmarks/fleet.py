@@ -21,9 +21,8 @@ Graph simulator from a separate process on a loopback port (the registry points
 - the unbatched floor: the empty asset with one run per partition, on ``--unbatched-sample``
   partitions, extrapolated per partition.
 
-The project's code location is loaded through benchmarks/fleet_main_defs.py: the project's
-definitions, with ``asset_selection`` added to the two sensors that launch backfills while
-defs/sensors.py lacks it (without it the daemon refuses the sweep's backfill request).
+The project's code location is ``tenantatlas_pipelines.definitions``, as the repo's
+workspace.yaml loads it.
 The dynamic partitions are added through the instance before the daemon starts, so the
 registry sensor finds every partition known and launches no first syncs of its own.
 Prints a table and the targets of issue 11; ``--json`` writes every raw number.
@@ -193,7 +192,7 @@ def write_workspace(path: Path) -> Path:
         path,
         {
             "load_from": [
-                location("benchmarks.fleet_main_defs", MAIN_LOCATION),
+                location("tenantatlas_pipelines.definitions", MAIN_LOCATION),
                 location("benchmarks.fleet_defs", FLOOR_LOCATION),
             ]
         },

@@ -8,6 +8,7 @@ import dagster as dg
 
 from tenantatlas_pipelines.defs.checks import freshness_evaluation, freshness_window
 from tenantatlas_pipelines.defs.partitions import (
+    SYNCED_ASSETS,
     backfill_request,
     partition_dimensions,
     partition_key,
@@ -25,6 +26,7 @@ FRESHNESS_INTERVAL_SECONDS = 3600
 
 @dg.sensor(
     minimum_interval_seconds=60,
+    asset_selection=list(SYNCED_ASSETS),  # the assets its backfills target (the daemon requires it)
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Reads the registry, mirrors `tenants`, adds and removes the tenant and selection "
@@ -77,6 +79,7 @@ def latest_sweep_tick(now: datetime) -> datetime:
 
 @dg.sensor(
     minimum_interval_seconds=300,
+    asset_selection=list(SYNCED_ASSETS),
     default_status=dg.DefaultSensorStatus.STOPPED,
     description=(
         "The nightly sweep: once a day after 02:00 UTC, one backfill of every enabled tenant x "

@@ -24,6 +24,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sync_support import TENANT_A, tenant_scenario
 
+from tenantatlas_pipelines.db.migrate import upgrade_to_head
 from tenantatlas_pipelines.db.schema import BUDGET_TABLES, graph_budget_buckets, graph_budget_leases
 from tenantatlas_pipelines.simulator.app import GraphSimulator
 from tenantatlas_pipelines.simulator.scenario import Fault, FaultKind, Scenario
@@ -160,9 +161,10 @@ def test_two_processes_of_one_tenant_share_its_rate_and_in_flight_budget(
     assert leases == []  # each process released its in-flight lease at the end of its run
 
 
-def test_control_a_budget_per_process_goes_over_and_the_checks_catch_it(tmp_path: Path, db_url: str) -> None:
-    if not db_url.startswith("sqlite"):
-        pytest.skip("the per-process budget does not use the database: once is enough")
+def test_control_a_budget_per_process_goes_over_and_the_checks_catch_it(tmp_path: Path) -> None:
+    # the per-process budget never touches the database: one SQLite file is enough
+    db_url = f"sqlite:///{tmp_path / 'control.db'}"
+    upgrade_to_head(db_url)
     sim = _run_two_processes(db_url, "process", tmp_path)
     intune, ca = _gets(sim, conditional_access=False), _gets(sim, conditional_access=True)
     over = (

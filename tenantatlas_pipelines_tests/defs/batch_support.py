@@ -19,34 +19,30 @@ def register(instance: dg.DagsterInstance, tenants: list[str], selections: list[
     return inventory_partitions.get_partition_keys(dynamic_partitions_store=instance)
 
 
+def _materialise(instance: dg.DagsterInstance, resources: dict, **kw: object) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [inventory_assets],
+        instance=instance,
+        resources=resources,
+        raise_on_error=False,
+        run_config=QUIET,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
 def run_batch(
     instance: dg.DagsterInstance, resources: dict, keys: list[str], **kw: object
 ) -> dg.ExecuteInProcessResult:
     """One Dagster run over the contiguous partition range keys[0]..keys[-1], as a backfill batch runs."""
     tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
-    return dg.materialize(
-        [inventory_assets],
-        instance=instance,
-        resources=resources,
-        tags=tags,
-        raise_on_error=False,
-        run_config=QUIET,
-        **kw,  # type: ignore[arg-type]
-    )
+    return _materialise(instance, resources, tags=tags, **kw)
 
 
 def run_one(
     instance: dg.DagsterInstance, resources: dict, key: str, **kw: object
 ) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        [inventory_assets],
-        partition_key=key,
-        instance=instance,
-        resources=resources,
-        raise_on_error=False,
-        run_config=QUIET,
-        **kw,  # type: ignore[arg-type]
-    )
+    """One Dagster run of one partition, as the asset page's Materialize launches it."""
+    return _materialise(instance, resources, partition_key=key, **kw)
 
 
 def partition_status(instance: dg.DagsterInstance, asset: dg.AssetKey) -> tuple[set[str], set[str]]:

@@ -25,8 +25,9 @@ import dagster as dg
 
 from tenantatlas_pipelines.defs.batching import BatchConfig, batch_size
 from tenantatlas_pipelines.defs.checks import CHECK_SPECS
+from tenantatlas_pipelines.defs.keys import CHANGES_KEY, ITEMS_KEY, MISSING_KEY
 from tenantatlas_pipelines.defs.partitions import inventory_partitions, partition_dimensions
-from tenantatlas_pipelines.defs.reporting import CHANGES_KEY, ITEMS_KEY, MISSING_KEY, BatchReporter
+from tenantatlas_pipelines.defs.reporting import BatchReporter
 from tenantatlas_pipelines.defs.resources import InventoryDatabase, RegistryResource
 from tenantatlas_pipelines.sync.batch import BatchRunner, PartitionRef, Steps
 from tenantatlas_pipelines.sync.graph_factory import deployment_graph_factory

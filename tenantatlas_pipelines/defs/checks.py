@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 
+from tenantatlas_pipelines.defs.keys import ITEMS_KEY
 from tenantatlas_pipelines.defs.metadata import text, timestamp
 from tenantatlas_pipelines.defs.partitions import inventory_partitions
 from tenantatlas_pipelines.sync.health import DEFAULT_FRESHNESS_WINDOW_HOURS, Freshness, Grade, Severity
@@ -24,7 +25,6 @@ warnings.filterwarnings(
     "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
 )
 
-ITEMS_KEY = dg.AssetKey("inventory_items")
 LAST_SYNC_SUCCEEDED = "last_sync_succeeded"
 INVENTORY_FRESH = "inventory_fresh"
 FRESHNESS_WINDOW_ENV = "TENANTATLAS_FRESHNESS_WINDOW_HOURS"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from tenantatlas_pipelines.defs.partitions import SYNCED_ASSETS
+from tenantatlas_pipelines.defs.keys import SYNCED_ASSETS
 
 inventory_sync_job = dg.define_asset_job(
     "inventory_sync",

@@ -7,12 +7,8 @@ from collections.abc import Sequence
 import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 
-# the assets a sync backfill materialises (the inventory multi-asset's keys)
-SYNCED_ASSETS = (
-    dg.AssetKey("inventory_items"),
-    dg.AssetKey("inventory_missing_items"),
-    dg.AssetKey("inventory_changes"),
-)
+from tenantatlas_pipelines.defs.keys import SYNCED_ASSETS
+
 TRIGGER_TAG = "tenantatlas/trigger"
 
 tenant_partitions = dg.DynamicPartitionsDefinition(name="tenants")

@@ -10,12 +10,12 @@ from tenantatlas_pipelines.db.store import InventoryStore
 from tenantatlas_pipelines.defs.changes import changes_metadata
 from tenantatlas_pipelines.defs.checks import (
     INVENTORY_FRESH,
-    ITEMS_KEY,
     LAST_SYNC_SUCCEEDED,
     freshness_evaluation,
     freshness_window,
     last_sync_evaluation,
 )
+from tenantatlas_pipelines.defs.keys import CHANGES_KEY, ITEMS_KEY, MISSING_KEY
 from tenantatlas_pipelines.defs.metadata import (
     missing_metadata,
     skipped_description,
@@ -28,10 +28,6 @@ from tenantatlas_pipelines.inventory.runs import USABLE_STATUSES
 from tenantatlas_pipelines.registry import Registry
 from tenantatlas_pipelines.sync.batch import PartitionOutcome
 from tenantatlas_pipelines.sync.health import assess_freshness, grade_last_sync
-
-MISSING_KEY = dg.AssetKey("inventory_missing_items")
-CHANGES_KEY = dg.AssetKey("inventory_changes")
-__all__ = ["CHANGES_KEY", "ITEMS_KEY", "MISSING_KEY", "BatchReporter"]
 
 
 class BatchReporter:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from tenantatlas_pipelines.defs.checks import freshness_evaluation, freshness_window
+from tenantatlas_pipelines.defs.keys import SYNCED_ASSETS
 from tenantatlas_pipelines.defs.partitions import (
-    SYNCED_ASSETS,
     backfill_request,
     partition_dimensions,
     partition_key,

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from tenantatlas_pipelines.db.store import InventoryStore
 from tenantatlas_pipelines.defs.assets import inventory_assets
-from tenantatlas_pipelines.defs.reporting import CHANGES_KEY
+from tenantatlas_pipelines.defs.keys import CHANGES_KEY
 from tenantatlas_pipelines.sync.graph_factory import set_simulator_generation
 
 

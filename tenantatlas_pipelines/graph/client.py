@@ -12,9 +12,11 @@ layer does.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -40,6 +42,16 @@ CONNECT_TIMEOUT = 10.0
 # framing headers that do not describe the body once it is read and decoded
 _FRAMING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 DEFAULT_MAX_PAGES = 50_000
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context (system CAs via httpx's defaults) for every client of the process.
+
+    Building one loads the CA bundle: about 35 ms, which a batch of 1,000 tenants paid once per
+    tenant client; a context is safe to share between clients, threads and event loops.
+    """
+    return httpx.create_ssl_context()
 
 
 @dataclass(slots=True)
@@ -104,6 +116,7 @@ class GraphClient:
         in_flight = self._limiter.max_in_flight
         self._http = httpx.AsyncClient(
             transport=self._transport,
+            verify=shared_ssl_context(),
             timeout=self._timeout,
             limits=httpx.Limits(
                 max_connections=in_flight * 2 + 2,  # + the login endpoint

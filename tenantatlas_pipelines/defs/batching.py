@@ -8,10 +8,9 @@ inside a run (each bounded in Graph requests in flight by its tenant's budget).
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
+from tenantatlas_pipelines.inventory.settings import positive_setting
 from tenantatlas_pipelines.sync.batch import DEFAULT_MAX_CONCURRENT_PARTITIONS, BatchSettings
 
 BATCH_SIZE_ENV = "TENANTATLAS_BATCH_SIZE"
@@ -20,16 +19,8 @@ BATCH_SIZE_ENV = "TENANTATLAS_BATCH_SIZE"
 DEFAULT_BATCH_SIZE = 100
 
 
-def batch_size(environ: dict[str, str] | None = None) -> int:
-    raw = (os.environ if environ is None else environ).get(BATCH_SIZE_ENV, "")
-    if not raw:
-        return DEFAULT_BATCH_SIZE
-    if not raw.isdigit() or int(raw) < 1:
-        raise dg.DagsterInvariantViolationError(
-            f"{BATCH_SIZE_ENV}={raw!r} is not a positive whole number of partitions per run; "
-            f"unset it for the default ({DEFAULT_BATCH_SIZE}) or set e.g. {BATCH_SIZE_ENV}=100"
-        )
-    return int(raw)
+def batch_size() -> int:
+    return int(positive_setting(BATCH_SIZE_ENV, DEFAULT_BATCH_SIZE, "partitions per run", whole=True))
 
 
 class BatchConfig(dg.Config):  # type: ignore[misc]

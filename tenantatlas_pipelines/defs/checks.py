@@ -8,7 +8,6 @@ partition whose syncs keep failing, or that never ran, turns red without any run
 
 from __future__ import annotations
 
-import os
 import warnings
 from datetime import timedelta
 from typing import Any
@@ -18,6 +17,7 @@ import dagster as dg
 from tenantatlas_pipelines.defs.keys import ITEMS_KEY
 from tenantatlas_pipelines.defs.metadata import text, timestamp
 from tenantatlas_pipelines.defs.partitions import inventory_partitions
+from tenantatlas_pipelines.inventory.settings import positive_setting
 from tenantatlas_pipelines.sync.health import DEFAULT_FRESHNESS_WINDOW_HOURS, Freshness, Grade, Severity
 
 # partitioned asset checks are a Dagster preview feature, used on purpose (one check per partition)
@@ -52,16 +52,7 @@ _SEVERITY = {Severity.WARN: dg.AssetCheckSeverity.WARN, Severity.ERROR: dg.Asset
 
 
 def freshness_window() -> timedelta:
-    raw = os.environ.get(FRESHNESS_WINDOW_ENV)
-    try:
-        hours = float(raw) if raw else DEFAULT_FRESHNESS_WINDOW_HOURS
-    except ValueError:
-        raise dg.DagsterInvariantViolationError(
-            f"{FRESHNESS_WINDOW_ENV}={raw!r} is not a number of hours; set it to e.g. 26"
-        ) from None
-    if hours <= 0:
-        raise dg.DagsterInvariantViolationError(f"{FRESHNESS_WINDOW_ENV} must be positive hours, got {raw}")
-    return timedelta(hours=hours)
+    return timedelta(hours=positive_setting(FRESHNESS_WINDOW_ENV, DEFAULT_FRESHNESS_WINDOW_HOURS, "hours"))
 
 
 def last_sync_evaluation(partition: str, grade: Grade) -> dg.AssetCheckEvaluation:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+
+from tenantatlas_pipelines.inventory.errors import ConfigError
 
 DATABASE_URL_ENV = "TENANTATLAS_DATABASE_URL"
 REGISTRY_ENV = "TENANTATLAS_REGISTRY"
@@ -83,3 +85,37 @@ def pin_relative_paths(environ: MutableMapping[str, str] | None = None) -> None:
         path, query = url[len(prefix) :].partition("?")[::2]
         if path and path != ":memory:" and not path.startswith(("/", "file:")):
             env[DATABASE_URL_ENV] = prefix + str(Path(path).resolve()) + (f"?{query}" if query else "")
+
+
+def positive_setting(
+    name: str,
+    default: float,
+    unit: str,
+    *,
+    whole: bool = False,
+    maximum: float | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> float:
+    """A positive number from the env var ``name`` (``default`` when unset or empty).
+
+    Anything else (not a number, zero or less, a fraction where ``whole``, above ``maximum``)
+    is a ``ConfigError`` naming the variable, what it holds and the fix.
+    """
+    raw = (os.environ if environ is None else environ).get(name, "").strip()
+    if not raw:
+        return default
+    if whole:
+        value = float(raw) if raw.isdigit() else -1.0
+    else:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+    if not 0 < value <= (maximum if maximum is not None else float("inf")):
+        kind = "a whole number of" if whole else "a number of"
+        span = f" up to {maximum:g}" if maximum is not None else ""
+        raise ConfigError(
+            f"{name}={raw[:40]!r} is not {kind} {unit} above 0{span}: "
+            f"set it to e.g. {default:g}, or unset it for the default ({default:g})"
+        )
+    return value

@@ -9,15 +9,14 @@ rules), idempotently, and prunes the tenant's events older than the retention
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Final
 
 from tenantatlas_pipelines.db.changes import ChangeEvent, ChangeHistory, ChangeResult
 from tenantatlas_pipelines.db.store import InventoryStore
-from tenantatlas_pipelines.inventory.errors import ConfigError
 from tenantatlas_pipelines.inventory.selection import Selection
+from tenantatlas_pipelines.inventory.settings import positive_setting
 
 __all__ = ["ChangeEvent", "ChangeResult", "change_retention", "record_changes"]
 
@@ -27,18 +26,9 @@ DEFAULT_RETENTION_DAYS: Final = 90
 
 def change_retention(environ: Mapping[str, str] | None = None) -> timedelta:
     """The history's retention: ``TENANTATLAS_CHANGE_RETENTION_DAYS`` (a positive number of days)."""
-    raw = (os.environ if environ is None else environ).get(RETENTION_ENV, "").strip()
-    if not raw:
-        return timedelta(days=DEFAULT_RETENTION_DAYS)
-    try:
-        days = float(raw)
-    except ValueError:
-        days = -1.0
-    if not 0 < days <= 36_500:
-        raise ConfigError(
-            f"{RETENTION_ENV}={raw[:40]!r} is not a number of days between 0 and 36500: set it to the "
-            f"days of change history to keep (default {DEFAULT_RETENTION_DAYS}), or unset it"
-        )
+    days = positive_setting(
+        RETENTION_ENV, DEFAULT_RETENTION_DAYS, "days of change history", maximum=36_500, environ=environ
+    )
     return timedelta(days=days)
 
 

@@ -10,13 +10,13 @@ from tenantatlas_pipelines.defs.checks import freshness_evaluation, freshness_wi
 from tenantatlas_pipelines.defs.keys import SYNCED_ASSETS
 from tenantatlas_pipelines.defs.partitions import (
     backfill_request,
-    partition_dimensions,
     partition_key,
     selection_partitions,
     tenant_partitions,
 )
 from tenantatlas_pipelines.defs.resources import InventoryDatabase, RegistryResource
 from tenantatlas_pipelines.inventory.errors import ErrorCode
+from tenantatlas_pipelines.registry import Registry
 from tenantatlas_pipelines.sync.health import assess_freshness
 from tenantatlas_pipelines.sync.tenants import tenant_records
 
@@ -83,7 +83,7 @@ def latest_sweep_tick(now: datetime) -> datetime:
     default_status=dg.DefaultSensorStatus.STOPPED,
     description=(
         "The nightly sweep: once a day after 02:00 UTC, one backfill of every enabled tenant x "
-        "selection (both assets), run in batches of TENANTATLAS_BATCH_SIZE partitions. Starts "
+        "selection (the three inventory assets), run in batches of TENANTATLAS_BATCH_SIZE partitions. Starts "
         "stopped; the first sweep is the next 02:00 UTC after it is turned on."
     ),
 )
@@ -97,7 +97,7 @@ def inventory_nightly_sweep(
         )
     if context.cursor >= tick.isoformat():
         return dg.SensorResult(skip_reason=f"swept at {context.cursor}; next sweep after 02:00 UTC")
-    keys = sweep_keys(context.instance, registry)
+    keys = [str(partition_key(t, s)) for t, s in enabled_partitions(context.instance, registry.load())]
     if not keys:
         return dg.SensorResult(
             cursor=tick.isoformat(),
@@ -106,13 +106,12 @@ def inventory_nightly_sweep(
     return dg.SensorResult(run_requests=[backfill_request(keys, "nightly-sweep")], cursor=tick.isoformat())
 
 
-def sweep_keys(instance: dg.DagsterInstance, registry: RegistryResource) -> list[str]:
-    """Every registered partition of an enabled tenant and a current selection."""
-    reg = registry.load()
+def enabled_partitions(instance: dg.DagsterInstance, reg: Registry) -> list[tuple[str, str]]:
+    """(tenant, selection) of every registered partition of an enabled tenant and a current selection."""
     tenants = set(instance.get_dynamic_partitions(tenant_partitions.name or "tenants"))
     selections = set(instance.get_dynamic_partitions(selection_partitions.name or "selections"))
     return [
-        str(partition_key(tenant, selection))
+        (tenant, selection)
         for tenant in sorted(set(reg.enabled_tenants()) & tenants)
         for selection in sorted(set(reg.selections) & selections)
     ]
@@ -139,8 +138,8 @@ def inventory_freshness_sensor(
     reported_stale = set(context.cursor.split("\n")) if context.cursor else set()
     stale: set[str] = set()
     events: list[dg.AssetCheckEvaluation] = []
-    for key in sweep_keys(context.instance, registry):
-        tenant, selection = partition_dimensions(key)
+    for tenant, selection in enabled_partitions(context.instance, reg):
+        key = str(partition_key(tenant, selection))
         freshness = assess_freshness(finished.get((tenant, hashes[selection])), now, window)
         if not freshness.fresh:
             stale.add(key)

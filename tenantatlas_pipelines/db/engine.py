@@ -31,14 +31,13 @@ from tenantatlas_pipelines.inventory.errors import ConfigError
 from tenantatlas_pipelines.inventory.settings import DATABASE_URL_ENV, database_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRES_CONNECT_TIMEOUT_S = 10  # libpq's connect_timeout, unless the URL sets one
 READ_ONLY = "tenantatlas_read_only"  # execution option: a read-only (deferred) SQLite transaction
 
 # the drivers installed with the project (psycopg2 is the one dagster-postgres needs too);
 # a plain postgresql:// URL means psycopg2
 SUPPORTED_DRIVERS = frozenset({"postgresql", "postgresql+psycopg2", "sqlite", "sqlite+pysqlite"})
-SUPPORTED_URL_FORMS = (
-    "postgresql+psycopg2://user:password@host:5432/dbname or sqlite:///path/to/inventory.db"
-)
+SUPPORTED_URL_FORMS = "postgresql+psycopg2://user:password@host:5432/dbname or sqlite:///path/to/inventory.db"
 _WHERE_TO_FIX = f"{DATABASE_URL_ENV} (or --database-url)"
 
 
@@ -97,6 +96,10 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed.render_as_string(hide_password=False), **kwargs)
     kwargs.setdefault("pool_pre_ping", True)
+    if "connect_timeout" not in parsed.query:  # a server that drops packets fails in seconds, not minutes
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("connect_timeout", POSTGRES_CONNECT_TIMEOUT_S)
+        kwargs["connect_args"] = connect_args
     engine = create_engine(parsed, **kwargs)
     if rls_requested():  # opt-in row-level security: scope every transaction (db/rls.py)
         install_tenant_scoping(engine)

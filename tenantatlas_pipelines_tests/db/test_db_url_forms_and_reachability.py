@@ -7,12 +7,15 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from tenantatlas_pipelines.cli import main
+from tenantatlas_pipelines.db import engine as engine_module
 from tenantatlas_pipelines.db.engine import (
     SUPPORTED_URL_FORMS,
     DatabaseUnreachableError,
@@ -121,6 +124,50 @@ def test_the_store_check_on_a_server_that_is_down_raises_the_same_clear_error() 
 
     assert caught.value.code == ErrorCode.CONFIG_ERROR
     assert PASSWORD not in str(caught.value) and caught.value.__suppress_context__
+
+
+def test_a_server_that_never_answers_fails_within_the_connect_timeout_not_the_os_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a listener that never accepts: TCP connects, libpq's startup message is never answered
+    monkeypatch.setattr(engine_module, "POSTGRES_CONNECT_TIMEOUT_S", 2)  # libpq's minimum
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        engine = make_engine(f"postgresql://atlas:{PASSWORD}@127.0.0.1:{port}/inventory")
+        started = time.monotonic()
+        try:
+            with pytest.raises(DatabaseUnreachableError) as caught:
+                current_revision(engine)
+        finally:
+            engine.dispose()
+        waited = time.monotonic() - started
+
+    assert waited < 15, f"gave up after {waited:.1f}s"
+    assert f"127.0.0.1:{port}/inventory" in str(caught.value) and "timeout" in str(caught.value)
+    assert PASSWORD not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"), [("", engine_module.POSTGRES_CONNECT_TIMEOUT_S), ("?connect_timeout=30", "30")]
+)
+def test_the_driver_gets_the_default_connect_timeout_unless_the_url_sets_one(
+    query: str, expected: object
+) -> None:
+    engine = make_engine(f"postgresql://atlas@127.0.0.1:{_closed_port()}/inventory{query}")
+    seen: dict[str, object] = {}
+
+    @event.listens_for(engine, "do_connect")
+    def _capture(dialect: object, record: object, cargs: object, cparams: dict[str, object]) -> None:
+        seen.update(cparams)
+
+    try:
+        with pytest.raises(DatabaseUnreachableError):
+            current_revision(engine)
+    finally:
+        engine.dispose()
+    assert seen["connect_timeout"] == expected
 
 
 def test_a_sqlite_file_that_cannot_be_created_is_one_clear_line(tmp_path: Path) -> None:

@@ -180,8 +180,10 @@ def test_a_killed_or_canceled_materialize_button_run_is_marked_failed_by_the_dae
         # the daemon's sensors marked each sync run failed (run_abandoned), long before the lease
         print(f"sync runs marked failed {marked_after:.1f} s after the deaths (lease {LEASE_SECONDS:.0f} s)")
         assert marked_after < MARK_TIMEOUT < LEASE_SECONDS
-        how = {KILLED: ("failed", "sync_run_failure_sensor", "FAILURE"),
-               CANCELED: ("was terminated", "sync_run_canceled_sensor", "CANCELED")}
+        how = {
+            KILLED: ("failed", "sync_run_failure_sensor", "FAILURE"),
+            CANCELED: ("was terminated", "sync_run_canceled_sensor", "CANCELED"),
+        }
         for selection, run_id in runs.items():
             why, sensor, status = how[selection]
             row = _only_row(engine, run_id)

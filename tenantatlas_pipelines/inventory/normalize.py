@@ -150,8 +150,14 @@ class NormalizedItem:
     content_hash: str | None = None  # inventory/fingerprint.py; None only for hand-made items
 
 
-def normalize_item(policy_type: PolicyType, raw: Mapping[str, Any]) -> NormalizedItem:
-    """Turn one Graph object into a catalog row; raise ItemInvalidError if it has no id."""
+def normalize_item(
+    policy_type: PolicyType, raw: Mapping[str, Any], fingerprint: str | None = None
+) -> NormalizedItem:
+    """Turn one Graph object into a catalog row; raise ItemInvalidError if it has no id.
+
+    ``fingerprint``: ``content_hash(policy_type.key, raw)`` if the caller computed it already
+    (the sync does, as each page arrives); computed here otherwise.
+    """
     if not isinstance(raw, Mapping):
         raise ItemInvalidError(f"{policy_type.key}: item is a {type(raw).__name__}, not an object")
     external_id = raw.get("id")
@@ -201,7 +207,7 @@ def normalize_item(policy_type: PolicyType, raw: Mapping[str, Any]) -> Normalize
         platform=platform,
         meta=meta,
         dropped_meta_keys=dropped,
-        content_hash=content_hash(policy_type.key, raw),
+        content_hash=fingerprint if fingerprint is not None else content_hash(policy_type.key, raw),
     )
 
 

@@ -38,6 +38,7 @@ from tenantatlas_pipelines.inventory.errors import (
     TenantAtlasError,
     safe_message,
 )
+from tenantatlas_pipelines.inventory.fingerprint import content_hash
 from tenantatlas_pipelines.inventory.normalize import MAX_DISPLAY_NAME_CHARS, NormalizedItem, normalize_item
 from tenantatlas_pipelines.inventory.redaction import (
     contains_known_secret,
@@ -274,7 +275,8 @@ def describe_failure(exc: BaseException) -> str:
     return f"{type(first).__name__}{where}: {safe_message(first)}{more}"
 
 
-_Page = tuple[PolicyType, list[dict[str, object]]]
+# a page: its policy type, its items and their fingerprints (None for what is not an object)
+_Page = tuple[PolicyType, list[dict[str, object]], list[str | None]]
 
 
 class _Run:
@@ -357,7 +359,8 @@ class _Run:
                 result.pages += 1
                 result.retries += page.retries
                 if page.items:
-                    await self.queue.put((policy_type, page.items))
+                    fingerprints = _fingerprints(policy_type, page.items)
+                    await self.queue.put((policy_type, page.items, fingerprints))
         except GraphError as exc:
             result.outcome = TypeOutcome.FAILED
             result.error_code = exc.record.code
@@ -373,12 +376,16 @@ class _Run:
         result.outcome = TypeOutcome.SUCCESS
 
     def _normalize(
-        self, policy_type: PolicyType, state: _TypeState, raw_items: list[dict[str, object]]
+        self,
+        policy_type: PolicyType,
+        state: _TypeState,
+        raw_items: list[dict[str, object]],
+        fingerprints: list[str | None],
     ) -> list[NormalizedItem]:
         batch: list[NormalizedItem] = []
-        for raw in raw_items:
+        for raw, fingerprint in zip(raw_items, fingerprints, strict=True):
             try:
-                item = normalize_item(policy_type, raw)
+                item = normalize_item(policy_type, raw, fingerprint)
             except ItemInvalidError as exc:
                 state.result.skipped_items += 1
                 state.item_errors += 1
@@ -407,8 +414,8 @@ class _Run:
         the buffer is full.
         """
         while (entry := await self.queue.get()) is not None:
-            policy_type, raw_items = entry
-            items = self._normalize(policy_type, self.states[policy_type.key], raw_items)
+            policy_type, raw_items, fingerprints = entry
+            items = self._normalize(policy_type, self.states[policy_type.key], raw_items, fingerprints)
             if items:
                 await buffer.add(policy_type.key, items)
             # let the fetchers run: a fetcher whose page just arrived sends its next request
@@ -454,6 +461,19 @@ async def _in_thread(func: Callable[..., _T], *args: object) -> _T:
         if not call.cancelled():
             call.exception()  # retrieved: the cancellation is what goes on
         raise
+
+
+def _fingerprints(policy_type: PolicyType, raw_items: list[dict[str, object]]) -> list[str | None]:
+    """Each item's content hash, computed as its page arrives (None for what is not an object).
+
+    Here rather than when the writer normalises the page: the page was parsed a moment ago,
+    so the objects the hash walks whole (the canonical dump reads every value) are still in
+    the CPU's caches; by the time the writer takes the page, up to ``queue_pages`` pages
+    later, they are not. Inside a W1 sync that made the hash about a third cheaper
+    (benchmarks/README.md, "Content fingerprints").
+    """
+    key = policy_type.key
+    return [content_hash(key, raw) if isinstance(raw, dict) else None for raw in raw_items]
 
 
 def _scrub_known_secrets(batch: list[NormalizedItem]) -> None:

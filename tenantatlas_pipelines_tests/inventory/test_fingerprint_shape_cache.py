@@ -56,3 +56,13 @@ def test_more_shapes_than_the_cache_keeps_still_hash_by_the_rule() -> None:
     assert content_hash("mobileApp", APP) == _expected(
         APP, {"publishingState", "@odata.etag", "settings@odata.associationLink"}
     )
+
+
+def test_normalize_item_takes_a_fingerprint_given_and_computes_it_otherwise() -> None:
+    from tenantatlas_pipelines.inventory.catalog import CATALOG
+    from tenantatlas_pipelines.inventory.normalize import normalize_item
+
+    policy_type = CATALOG["mobileApp"]
+
+    assert normalize_item(policy_type, APP).content_hash == content_hash("mobileApp", APP)
+    assert normalize_item(policy_type, APP, "f" * 64).content_hash == "f" * 64

@@ -86,11 +86,11 @@ def test_a_normalisation_bug_ends_the_sync_failed_and_the_next_run_takes_the_loc
     real = normalize_item
     seen = {"n": 0}
 
-    def buggy(policy_type: PolicyType, raw: Any) -> Any:
+    def buggy(policy_type: PolicyType, raw: Any, fingerprint: str | None = None) -> Any:
         seen["n"] += 1
         if seen["n"] == 12:  # one item, a few pages in
             raise KeyError("a bug in normalisation")
-        return real(policy_type, raw)
+        return real(policy_type, raw, fingerprint)
 
     monkeypatch.setattr(service_module, "normalize_item", buggy)
     svc = _simulated(store)

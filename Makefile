@@ -36,9 +36,11 @@ nightly-on: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 nightly-off: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster sensor stop inventory_nightly_sweep -w workspace.yaml
 
-## lint, type-check, then the whole suite (SQLite always; PostgreSQL when reachable)
+## lint, type-check, then the whole suite (SQLite always; PostgreSQL when reachable) on
+## TEST_WORKERS processes: the webserver, daemon and backfill tests mostly wait
+TEST_WORKERS ?= 2
 test: $(STAMP) lint typecheck
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -x -q

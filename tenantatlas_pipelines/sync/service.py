@@ -282,10 +282,12 @@ _Page = tuple[PolicyType, list[dict[str, object]], list[str | None]]
 class _Run:
     """The state of one running sync; fetchers feed a bounded queue, one writer drains it.
 
-    Fetchers only list and queue raw pages, so each asks for its next page at once (paging
-    is sequential per type: whatever runs between two requests of a type delays it). The
-    writer normalises the pages into the write buffer while the flusher runs one upsert at
-    a time in a worker thread, and the heartbeat renews the lease.
+    Fetchers list pages, hash each page's items (``_fingerprints``: while the parsed objects
+    are still in the CPU's caches) and queue them, so each asks for its next page after
+    about a millisecond of hashing (paging is sequential per type: whatever runs between two
+    requests of a type delays it). The writer normalises the pages into the write buffer
+    while the flusher runs one upsert at a time in a worker thread, and the heartbeat renews
+    the lease.
 
     All of them run in one task group: the first exception in any task (a bug in the
     normaliser, a failed upsert, a fetcher failing with anything but a GraphError, a lost

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from tenantatlas_pipelines.inventory.errors import TenantAtlasError
+from tenantatlas_pipelines.inventory.errors import exit_code
 from tenantatlas_pipelines.inventory.settings import (
     DAGSTER_HOME_ENV,
     DEMO_SECRETS,
@@ -164,11 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     dev.set_defaults(func=_dev)
 
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except TenantAtlasError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return exit_code(lambda: int(args.func(args)))
 
 
 if __name__ == "__main__":

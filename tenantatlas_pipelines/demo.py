@@ -32,7 +32,7 @@ from tenantatlas_pipelines.defs.partitions import (
 )
 from tenantatlas_pipelines.defs.resources import InventoryDatabase, RegistryResource
 from tenantatlas_pipelines.defs.sensors import registry_sensor
-from tenantatlas_pipelines.inventory.errors import TenantAtlasError
+from tenantatlas_pipelines.inventory.errors import exit_code
 from tenantatlas_pipelines.inventory.settings import (
     DAGSTER_HOME_ENV,
     DATABASE_URL_ENV,
@@ -158,15 +158,5 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def run() -> int:
-    """``main`` for the command line: our own errors (a database that is down, a bad registry) are
-    one line naming the thing and the fix, not a traceback."""
-    try:
-        return main()
-    except TenantAtlasError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
 if __name__ == "__main__":
-    sys.exit(run())
+    sys.exit(exit_code(main))

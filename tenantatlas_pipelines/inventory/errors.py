@@ -6,6 +6,8 @@ tools branch on these strings.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -151,3 +153,14 @@ class SyncFailedError(TenantAtlasError):
 
 def _sync_failed(message: str, run_id: int | None, code: str) -> SyncFailedError:
     return SyncFailedError(message, run_id=run_id, code=ErrorCode(code))
+
+
+def exit_code(command: Callable[[], int]) -> int:
+    """``command()`` for a command line (``tenantatlas``, ``make demo``): our own errors (a
+    database that is down, a bad registry) become one ``error:`` line on stderr naming the thing
+    and the fix, and exit code 2, instead of a traceback."""
+    try:
+        return command()
+    except TenantAtlasError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -98,10 +98,8 @@ def _w1_items(scenario_file: str) -> list[tuple[Any, dict[str, Any]]]:
     tenant = scenario.tenants[0]
     out = []
     for key, policy_type in CATALOG.items():
-        # the sync's $select (mobileApp: no base64 icon), as the simulator applies it (render.py)
-        wanted = frozenset((*policy_type.select, "@odata.type", "id")) if policy_type.select else None
-        for raw in items_for(scenario, tenant, key, 1):
-            served = raw if wanted is None else {k: v for k, v in raw.items() if k in wanted}
+        # with the sync's $select (mobileApp: no base64 icon), as the simulator serves the sync
+        for served in items_for(scenario, tenant, key, 1, as_synced=True):
             out.append((policy_type, orjson.loads(orjson.dumps(served))))
     return out
 

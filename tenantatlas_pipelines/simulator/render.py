@@ -126,7 +126,14 @@ def render_item(
     return "{" + ",".join([text for _key, text in members]) + "}"
 
 
-def build_item(population: Population, shape_key: str, k: int, generation: int = 1) -> dict[str, Any]:
+def build_item(
+    population: Population,
+    shape_key: str,
+    k: int,
+    generation: int = 1,
+    select: frozenset[str] | None = None,
+) -> dict[str, Any]:
     """Item ``k`` of a population as a fresh dict: exactly what ``render_item`` serves."""
-    item: dict[str, Any] = json.loads(render_item(population, shape_key, k, generation=generation))
+    text = render_item(population, shape_key, k, select=select, generation=generation)
+    item: dict[str, Any] = json.loads(text)
     return item

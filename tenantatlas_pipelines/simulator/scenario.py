@@ -190,15 +190,20 @@ def population_for(scenario: Scenario, tenant: TenantScenario, policy_type: str)
 
 
 def items_for(
-    scenario: Scenario, tenant: TenantScenario, policy_type: str, generation: int
+    scenario: Scenario, tenant: TenantScenario, policy_type: str, generation: int, *, as_synced: bool = False
 ) -> list[dict[str, Any]]:
     """Every item of ``policy_type`` alive in ``generation``, in paging order (deterministic).
 
     Full objects as served without ``$select`` and without faults; only the
     items of this policy type (no update rings among device configurations,
-    no built-in role definitions).
+    no built-in role definitions). ``as_synced``: as served to the sync, whose
+    requests carry the catalog's ``$select`` (a mobile app without its icon).
     """
     if policy_type not in CATALOG:
         raise KeyError(f"unknown policy type {policy_type!r}")
+    select = frozenset(CATALOG[policy_type].select) if as_synced and CATALOG[policy_type].select else None
     population = population_for(scenario, tenant, policy_type)
-    return [build_item(population, policy_type, k, generation) for k in population.alive_indices(generation)]
+    return [
+        build_item(population, policy_type, k, generation, select)
+        for k in population.alive_indices(generation)
+    ]

@@ -6,14 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 import pytest
 from sqlalchemy import text
 from sync_support import tenant_scenario
 
 from tenantatlas_pipelines.db.store import InventoryStore
 from tenantatlas_pipelines.inventory import normalize as normalize_module
-from tenantatlas_pipelines.inventory.catalog import CATALOG
 from tenantatlas_pipelines.inventory.fingerprint import content_hash
 from tenantatlas_pipelines.inventory.runs import RunStatus
 from tenantatlas_pipelines.simulator.app import GraphSimulator
@@ -34,16 +32,13 @@ def _sim() -> GraphSimulator:
 
 
 def _served_hashes(sim: GraphSimulator) -> dict[tuple[str, str], str]:
-    """Every item's hash computed here from the simulator's objects, as a page serves them ($select)."""
+    """Every item's hash computed here from the simulator's objects, as its pages serve them ($select)."""
     tenant = sim.scenario.tenants[0]
-    out: dict[tuple[str, str], str] = {}
-    for key in COUNTS:
-        policy_type = CATALOG[key]
-        wanted = frozenset((*policy_type.select, "@odata.type", "id")) if policy_type.select else None
-        for raw in items_for(sim.scenario, tenant, key, 1):
-            served = raw if wanted is None else {k: v for k, v in raw.items() if k in wanted}
-            out[(key, served["id"])] = content_hash(key, orjson.loads(orjson.dumps(served)))
-    return out
+    return {
+        (key, raw["id"]): content_hash(key, raw)
+        for key in COUNTS
+        for raw in items_for(sim.scenario, tenant, key, 1, as_synced=True)
+    }
 
 
 def test_each_item_is_hashed_once_as_its_page_arrives_and_stored_as_served(

@@ -17,6 +17,11 @@ Each partition gets its own events as soon as it finishes (``partition=``):
   it follows the reference-run rule (the latest completed run), so a failed sync gives
   low confidence and a skipped one keeps the previous run as reference;
 - ``inventory_changes`` then appends what changed since the completed run before.
+
+A run that selected ``inventory_items`` without the other two (the asset page, a backfill
+re-executed from failure) still derives and materialises them for each synced partition
+(``Steps.for_selection``); the missing set or the change history alone re-derives without
+a sync.
 """
 
 from collections.abc import Iterator
@@ -90,7 +95,9 @@ def inventory_assets(
     selected = context.selected_asset_keys
     outcomes = runner.run(
         refs,
-        Steps(sync=ITEMS_KEY in selected, missing=MISSING_KEY in selected, changes=CHANGES_KEY in selected),
+        Steps.for_selection(
+            sync=ITEMS_KEY in selected, missing=MISSING_KEY in selected, changes=CHANGES_KEY in selected
+        ),
         dagster_run_id=context.run.run_id,
         on_done=reporter.report,
     )

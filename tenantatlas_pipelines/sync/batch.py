@@ -92,11 +92,24 @@ class PartitionOutcome:
 
 @dataclass(frozen=True, slots=True)
 class Steps:
-    """Which steps a run asked for (a user may materialise only the missing set)."""
+    """Which steps a run performs for each of its partitions (``for_selection``: what a run asked for)."""
 
     sync: bool = True
     missing: bool = True
     changes: bool = True
+
+    @classmethod
+    def for_selection(cls, *, sync: bool, missing: bool, changes: bool) -> Steps:
+        """The steps of a run that selected these; a sync always brings the two derivations.
+
+        The missing set or the change history alone is re-derived without a sync. A sync
+        selected alone (the asset page's Materialize on the items, a backfill re-executed
+        from failure, which targets only the partitions that failed) still derives both: the
+        missing set is defined by the latest completed sync, and the history must hold every
+        completed sync's changes (it compares a run with the one before, so a sync left out
+        would lose its appeared and changed items for good).
+        """
+        return cls(sync=sync, missing=missing or sync, changes=changes or sync)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from batch_support import run_one as _materialise
 
 from tenantatlas_pipelines.db.store import InventoryStore
 from tenantatlas_pipelines.defs.assets import inventory_assets
+from tenantatlas_pipelines.defs.keys import ITEMS_KEY
 from tenantatlas_pipelines.defs.partitions import partition_key
 from tenantatlas_pipelines.inventory.runs import RunStatus
 from tenantatlas_pipelines.inventory.selection import Selection
@@ -107,7 +108,8 @@ def _materialise_in_child(
             instance=instance,
             resources=resources,
         )
-        out.put((result.success, len(result.get_asset_materialization_events())))
+        items = [e for e in result.get_asset_materialization_events() if e.asset_key == ITEMS_KEY]
+        out.put((result.success, len(items)))
 
 
 def test_two_materialisations_of_one_partition_at_once_one_runs_one_is_skipped(

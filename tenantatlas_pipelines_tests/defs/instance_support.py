@@ -82,6 +82,45 @@ query BackfillStatus($backfillId: String!) {
   }
 }
 """
+# the backfill page's "Re-execute" menu: a new backfill of the parent's
+# targets; FROM_FAILURE keeps only what the parent did not materialise
+REEXECUTE_BACKFILL = """
+mutation ReexecuteBackfill($reexecutionParams: ReexecutionParams!) {
+  reexecutePartitionBackfill(reexecutionParams: $reexecutionParams) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on Error { message }
+  }
+}
+"""
+# the backfill page's per-asset table: targeted, materialised, failed and in-progress partitions
+BACKFILL_ASSET_STATUSES = """
+query BackfillAssetStatuses($backfillId: String!) {
+  partitionBackfillOrError(backfillId: $backfillId) {
+    __typename
+    ... on PartitionBackfill {
+      id
+      status
+      assetBackfillData {
+        assetBackfillStatuses {
+          __typename
+          ... on AssetPartitionsStatusCounts {
+            assetKey { path }
+            numPartitionsTargeted
+            numPartitionsInProgress
+            numPartitionsMaterialized
+            numPartitionsFailed
+          }
+          ... on UnpartitionedAssetStatus { assetKey { path } inProgress materialized failed }
+        }
+      }
+    }
+    ... on PythonError { message stack }
+    ... on Error { message }
+  }
+}
+"""
 READY = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"
 
 
@@ -279,6 +318,27 @@ class GraphQL:
         result = self(LAUNCH_BACKFILL, {"backfillParams": params})["launchPartitionBackfill"]
         assert result["__typename"] == "LaunchBackfillSuccess", f"backfill not launched: {result}"
         return str(result["backfillId"])
+
+    def reexecute_backfill(self, backfill_id: str, strategy: str = "FROM_FAILURE") -> str:
+        """A re-execution of a finished backfill, as the backfill page's Re-execute menu launches it."""
+        params = {"parentRunId": backfill_id, "strategy": strategy}
+        result = self(REEXECUTE_BACKFILL, {"reexecutionParams": params})["reexecutePartitionBackfill"]
+        assert result["__typename"] == "LaunchBackfillSuccess", (
+            f"backfill {backfill_id} not re-executed: {result}"
+        )
+        return str(result["backfillId"])
+
+    def backfill_asset_statuses(self, backfill_id: str) -> dict[str, dict[str, Any]]:
+        """Per asset (its key's path joined by "/"): the backfill page's partition counts."""
+        result = self(BACKFILL_ASSET_STATUSES, {"backfillId": backfill_id})["partitionBackfillOrError"]
+        assert result["__typename"] == "PartitionBackfill", f"backfill {backfill_id}: {result}"
+        statuses = (result["assetBackfillData"] or {}).get("assetBackfillStatuses") or []
+        return {
+            "/".join(status["assetKey"]["path"]): {
+                k: v for k, v in status.items() if k not in ("__typename", "assetKey")
+            }
+            for status in statuses
+        }
 
     def backfill(self, backfill_id: str) -> dict[str, Any]:
         result = self(BACKFILL_STATUS, {"backfillId": backfill_id})["partitionBackfillOrError"]

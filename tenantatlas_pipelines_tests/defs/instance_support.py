@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import dagster as dg
 import httpx
 import psutil
+import pytest
 import yaml
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 import tenantatlas_pipelines
 
@@ -52,6 +57,12 @@ ITEM_COUNTS = {
     "conditionalAccessPolicy": 1,
     "roleScopeTag": 1,
 }
+# every sync run of the inventory, in the order they started
+SYNC_ROWS = """
+SELECT t.key AS tenant, r.selection_key AS selection, r.status, r.dagster_run_id
+FROM inventory_sync_runs r JOIN tenants t ON t.id = r.tenant_id
+ORDER BY r.started_at, r.id
+"""
 DONE_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 SUCCEEDED_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS"}
 
@@ -362,3 +373,130 @@ class GraphQL:
             f"backfill {backfill_id} still {state.get('status')} after {timeout:.0f} s "
             f"({len(runs)} runs: {sorted(r['status'] for r in runs)})"
         )
+
+
+def partition_str(tenant: str, selection: str) -> str:
+    return f"{selection}|{tenant}"  # the contract's string form of the multi-partition key
+
+
+@dataclass
+class Deployment:
+    label: str
+    home: Path
+    env: dict[str, str]  # what the webserver, the daemon and their runs see
+    instance: dg.DagsterInstance  # the same instance, opened in the test process
+    inventory_url: str
+
+
+@contextlib.contextmanager
+def open_deployment(
+    label: str,
+    dagster_yaml: Path,
+    postgres_storage: bool,
+    postgres_server: DatabaseServer,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Deployment]:
+    """``dagster_yaml`` itself in ``home``; the inventory on a fresh PostgreSQL database, migrated.
+
+    ``postgres_storage``: the yaml reads ``DAGSTER_PG_*`` for an instance database of its own.
+    The databases are dropped at the end.
+    """
+    home.mkdir()
+    shutil.copyfile(dagster_yaml, home / "dagster.yaml")  # the file itself, unchanged
+    env: dict[str, str] = {"DAGSTER_HOME": str(home)}
+    databases: list[str] = []
+    instance: dg.DagsterInstance | None = None
+    try:
+        if postgres_storage:
+            dagster_url = make_url(postgres_server.create_database("tenantatlas_dagster"))
+            databases.append(dagster_url.render_as_string(hide_password=False))
+            env |= {
+                "DAGSTER_PG_HOST": dagster_url.host or "127.0.0.1",
+                "DAGSTER_PG_PORT": str(dagster_url.port or 5432),
+                "DAGSTER_PG_DB": dagster_url.database or "",
+                "DAGSTER_PG_USERNAME": dagster_url.username or "postgres",
+                "DAGSTER_PG_PASSWORD": dagster_url.password or "",
+            }
+        inventory_url = postgres_server.create_database("tenantatlas_inventory")
+        databases.append(inventory_url)
+        migrated = subprocess.run(
+            [str(BIN / "tenantatlas"), "migrate", "--database-url", inventory_url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrated.returncode == 0, migrated.stderr[-3000:]
+        for name, value in env.items():  # the yaml's env vars, for the instance opened here
+            monkeypatch.setenv(name, value)
+        instance = dg.DagsterInstance.from_config(str(home))
+        yield Deployment(label, home, env, instance, inventory_url)
+    finally:
+        if instance is not None:
+            instance.dispose()
+        for url in databases:
+            postgres_server.drop_database(url)  # WITH (FORCE): a leftover connection cannot keep it
+
+
+def service_env(
+    deployment: Deployment,
+    fleet: Fleet,
+    state_dir: Path,
+    batch_size: int,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """What the webserver, the daemon and their runs see: the deployment, the fleet, ``extra``."""
+    return {
+        **os.environ,
+        **deployment.env,
+        **fleet.secrets,
+        **(extra or {}),
+        "TENANTATLAS_DATABASE_URL": deployment.inventory_url,
+        "TENANTATLAS_REGISTRY": str(fleet.registry),
+        "TENANTATLAS_SIMULATOR_SCENARIO": str(fleet.scenario),
+        "TENANTATLAS_STATE_DIR": str(state_dir),
+        "TENANTATLAS_BATCH_SIZE": str(batch_size),
+    }
+
+
+@contextlib.contextmanager
+def webserver_and_daemon(
+    env: Mapping[str, str], log_dir: Path, ready_timeout: float
+) -> Iterator[tuple[GraphQL, list[Service]]]:
+    """Both services on ``env``, ready: yields the webserver's GraphQL API and the services.
+
+    On an error the services' log tails are printed; at the end both are stopped (a
+    survivor 20 s after SIGTERM is named).
+    """
+    log_dir.mkdir()
+    services: list[Service] = []
+    try:
+        services.append(start_webserver(env, log_dir, port := free_port()))
+        services.append(start_daemon(env, log_dir))
+        graphql = GraphQL.on_port(port)
+        graphql.wait_ready(services, ready_timeout)
+        yield graphql, services
+    except BaseException:
+        for service in services:
+            print(service.tail())
+        raise
+    finally:
+        for service in services:
+            if killed := service.stop():
+                print(f"{service.name}: killed {killed}, still alive 20 s after SIGTERM")
+
+
+def sync_rows(inventory_url: str) -> dict[tuple[str, str], list[tuple[str, str | None]]]:
+    """(tenant, selection) -> its sync runs' (status, Dagster run id), in the order they started."""
+    engine = create_engine(inventory_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(SYNC_ROWS)).mappings().all()
+    finally:
+        engine.dispose()
+    by_partition: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
+    for row in rows:
+        by_partition.setdefault((row["tenant"], row["selection"]), []).append(
+            (row["status"], row["dagster_run_id"])
+        )
+    return by_partition

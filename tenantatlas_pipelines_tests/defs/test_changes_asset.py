@@ -12,11 +12,13 @@ from tenantatlas_pipelines.defs.keys import CHANGES_KEY, ITEMS_KEY, MISSING_KEY
 from tenantatlas_pipelines.sync.graph_factory import set_simulator_generation
 
 
-def _changes(instance: dg.DagsterInstance, resources: dict, key: str) -> dg.ExecuteInProcessResult:
-    """Only the change history of ``key`` (a subset of the inventory multi-asset)."""
+def _only(
+    asset: dg.AssetKey, instance: dg.DagsterInstance, resources: dict, key: str
+) -> dg.ExecuteInProcessResult:
+    """Only ``asset`` of the inventory multi-asset selected, for partition ``key``."""
     return dg.materialize(
         [inventory_assets],
-        selection=[CHANGES_KEY],
+        selection=[asset],
         partition_key=key,
         instance=instance,
         resources=resources,
@@ -58,7 +60,7 @@ def test_the_changes_asset_records_the_second_generation_once_and_shows_counts_a
         stored = conn.execute(text("SELECT count(*) FROM inventory_change_events")).scalar_one()
     assert stored == metadata["changes_total"].value == metadata["recorded_now"].value
 
-    again = _metadata(instance, _changes(instance, resources, key).run_id)  # same reference run
+    again = _metadata(instance, _only(CHANGES_KEY, instance, resources, key).run_id)  # same reference run
     assert again["recorded_now"] == dg.MetadataValue.int(0)
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM inventory_change_events")).scalar_one() == stored
@@ -77,14 +79,7 @@ def test_a_run_of_the_items_alone_still_derives_the_missing_set_and_records_its_
     assert run_one(instance, resources, key).success  # the baseline: all three assets
 
     set_simulator_generation(2)  # the simulator removed, added and edited items
-    items_only = dg.materialize(
-        [inventory_assets],
-        selection=[ITEMS_KEY],
-        partition_key=key,
-        instance=instance,
-        resources=resources,
-        run_config=QUIET,
-    )
+    items_only = _only(ITEMS_KEY, instance, resources, key)
     assert items_only.success
     logged = {
         m.asset_key: dict(m.metadata)

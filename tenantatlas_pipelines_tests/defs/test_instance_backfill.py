@@ -21,9 +21,6 @@ one run per partition today, fewer with batched runs.
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,21 +31,18 @@ import pytest
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 from instance_support import (
     ASSETS,
-    BIN,
     DEPLOY_DAGSTER_YAML,
     EMBEDDED_DAGSTER_YAML,
     SUCCEEDED_BACKFILL,
     DatabaseServer,
-    Fleet,
-    GraphQL,
-    Service,
-    free_port,
-    start_daemon,
-    start_webserver,
+    Deployment,
+    open_deployment,
+    partition_str,
+    service_env,
+    sync_rows,
+    webserver_and_daemon,
     write_fleet,
 )
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 TENANTS = 10  # x 2 selections = 20 partitions
 # partitions per run once the assets are batched (BackfillPolicy.multi_run): below the 20 partitions,
@@ -56,10 +50,6 @@ TENANTS = 10  # x 2 selections = 20 partitions
 BATCH_SIZE = 8
 BACKFILL_TIMEOUT = 480.0  # about 2 min per instance today on 2 idle cores
 READY_TIMEOUT = 180.0
-SYNC_ROWS = """
-SELECT t.key AS tenant, r.selection_key AS selection, r.status, r.dagster_run_id
-FROM inventory_sync_runs r JOIN tenants t ON t.id = r.tenant_id
-"""
 
 
 @dataclass(frozen=True)
@@ -74,15 +64,6 @@ CASES = [
 ]
 
 
-@dataclass
-class Deployment:
-    label: str
-    home: Path
-    env: dict[str, str]  # what the webserver, the daemon and their runs see
-    instance: dg.DagsterInstance  # the same instance, opened in the test process
-    inventory_url: str
-
-
 @pytest.fixture
 def deployment(
     request: pytest.FixtureRequest,
@@ -91,58 +72,16 @@ def deployment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Deployment]:
     case: InstanceCase = request.param
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(case.dagster_yaml, home / "dagster.yaml")  # the file itself, unchanged
-    env: dict[str, str] = {"DAGSTER_HOME": str(home)}
-    databases: list[str] = []
-    instance: dg.DagsterInstance | None = None
-    try:
-        if case.postgres_storage:
-            dagster_url = make_url(postgres_server.create_database("tenantatlas_dagster"))
-            databases.append(dagster_url.render_as_string(hide_password=False))
-            env |= {
-                "DAGSTER_PG_HOST": dagster_url.host or "127.0.0.1",
-                "DAGSTER_PG_PORT": str(dagster_url.port or 5432),
-                "DAGSTER_PG_DB": dagster_url.database or "",
-                "DAGSTER_PG_USERNAME": dagster_url.username or "postgres",
-                "DAGSTER_PG_PASSWORD": dagster_url.password or "",
-            }
-        inventory_url = postgres_server.create_database("tenantatlas_inventory")
-        databases.append(inventory_url)
-        migrated = subprocess.run(
-            [str(BIN / "tenantatlas"), "migrate", "--database-url", inventory_url],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert migrated.returncode == 0, migrated.stderr[-3000:]
-        for name, value in env.items():  # the yaml's env vars, for the instance opened here
-            monkeypatch.setenv(name, value)
-        instance = dg.DagsterInstance.from_config(str(home))
-        yield Deployment(request.node.callspec.id, home, env, instance, inventory_url)
-    finally:
-        if instance is not None:
-            instance.dispose()
-        for url in databases:
-            postgres_server.drop_database(url)  # WITH (FORCE): a leftover connection cannot keep it
-
-
-def _service_env(deployment: Deployment, fleet: Fleet, state_dir: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        **deployment.env,
-        **fleet.secrets,
-        "TENANTATLAS_DATABASE_URL": deployment.inventory_url,
-        "TENANTATLAS_REGISTRY": str(fleet.registry),
-        "TENANTATLAS_SIMULATOR_SCENARIO": str(fleet.scenario),
-        "TENANTATLAS_STATE_DIR": str(state_dir),
-        "TENANTATLAS_BATCH_SIZE": str(BATCH_SIZE),
-    }
-
-
-def _partition_str(tenant: str, selection: str) -> str:
-    return f"{selection}|{tenant}"  # the contract's string form of the multi-partition key
+    label = request.node.callspec.id
+    with open_deployment(
+        label,
+        case.dagster_yaml,
+        case.postgres_storage,
+        postgres_server,
+        tmp_path / "dagster_home",
+        monkeypatch,
+    ) as deployment:
+        yield deployment
 
 
 @pytest.mark.slow
@@ -162,16 +101,8 @@ def test_a_ui_backfill_of_every_partition_syncs_and_materialises_each_through_we
     instance.add_dynamic_partitions("tenants", list(fleet.tenants))
     instance.add_dynamic_partitions("selections", list(fleet.selections))
 
-    env = _service_env(deployment, fleet, tmp_path / "state")
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    services: list[Service] = []
-    try:
-        services.append(start_webserver(env, logs, port := free_port()))
-        services.append(start_daemon(env, logs))
-        graphql = GraphQL.on_port(port)
-        graphql.wait_ready(services, READY_TIMEOUT)
-
+    env = service_env(deployment, fleet, tmp_path / "state", BATCH_SIZE)
+    with webserver_and_daemon(env, tmp_path / "logs", READY_TIMEOUT) as (graphql, services):
         started = time.perf_counter()
         backfill_id = graphql.launch_backfill_of_all_partitions(ASSETS)
         state = graphql.wait_for_backfill(backfill_id, services, BACKFILL_TIMEOUT)
@@ -201,30 +132,12 @@ def test_a_ui_backfill_of_every_partition_syncs_and_materialises_each_through_we
 
         _assert_one_successful_sync_per_partition(deployment.inventory_url, partitions, run_ids)
         _assert_both_assets_materialised_per_partition(instance, partitions, run_ids)
-    except BaseException:
-        for service in services:
-            print(service.tail())
-        raise
-    finally:
-        for service in services:
-            if killed := service.stop():
-                print(f"{service.name}: killed {killed}, still alive 20 s after SIGTERM")
 
 
 def _assert_one_successful_sync_per_partition(
     inventory_url: str, partitions: list[tuple[str, str]], run_ids: set[str]
 ) -> None:
-    engine = create_engine(inventory_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text(SYNC_ROWS)).mappings().all()
-    finally:
-        engine.dispose()
-    by_partition: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
-    for row in rows:
-        by_partition.setdefault((row["tenant"], row["selection"]), []).append(
-            (row["status"], row["dagster_run_id"])
-        )
+    by_partition = sync_rows(inventory_url)
     assert set(by_partition) == set(partitions), sorted(set(partitions) ^ set(by_partition))
     for partition, syncs in sorted(by_partition.items()):
         assert len(syncs) == 1, f"{partition}: {syncs}"
@@ -238,7 +151,7 @@ def _assert_one_successful_sync_per_partition(
 def _assert_both_assets_materialised_per_partition(
     instance: dg.DagsterInstance, partitions: list[tuple[str, str]], run_ids: set[str]
 ) -> None:
-    keys = {_partition_str(tenant, selection) for tenant, selection in partitions}
+    keys = {partition_str(tenant, selection) for tenant, selection in partitions}
     for asset in ASSETS:
         asset_key = dg.AssetKey(asset)
         assert instance.get_materialized_partitions(asset_key) == keys, asset

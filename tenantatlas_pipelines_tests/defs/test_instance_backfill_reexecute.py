@@ -20,12 +20,8 @@ fresh PostgreSQL database migrated by ``tenantatlas migrate``, ``dagster-webserv
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +31,17 @@ import yaml
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 from instance_support import (
     ASSETS,
-    BIN,
     EMBEDDED_DAGSTER_YAML,
     DatabaseServer,
+    Deployment,
     Fleet,
-    GraphQL,
-    Service,
-    free_port,
-    start_daemon,
-    start_webserver,
+    open_deployment,
+    partition_str,
+    service_env,
+    sync_rows,
+    webserver_and_daemon,
     write_fleet,
 )
-from sqlalchemy import create_engine, text
 
 TENANTS = 3  # x 2 selections = 6 partitions
 BATCH_SIZE = 3  # partitions per run: the first backfill is 2 runs, the re-execution 1
@@ -54,19 +49,6 @@ BACKFILL_TIMEOUT = 300.0
 READY_TIMEOUT = 180.0
 ITEMS, MISSING = ASSETS  # inventory_items, inventory_missing_items (its downstream)
 WRONG_SECRET = "not-the-right-secret"
-SYNC_ROWS = """
-SELECT t.key AS tenant, r.selection_key AS selection, r.status, r.dagster_run_id
-FROM inventory_sync_runs r JOIN tenants t ON t.id = r.tenant_id
-ORDER BY r.started_at, r.id
-"""
-
-
-@dataclass
-class Deployment:
-    home: Path
-    env: dict[str, str]  # what the webserver, the daemon and their runs see
-    instance: dg.DagsterInstance  # the same instance, opened in the test process
-    inventory_url: str
 
 
 @pytest.fixture
@@ -74,26 +56,10 @@ def deployment(
     postgres_server: DatabaseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Deployment]:
     home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(EMBEDDED_DAGSTER_YAML, home / "dagster.yaml")  # the file itself, unchanged
-    env = {"DAGSTER_HOME": str(home)}
-    inventory_url = postgres_server.create_database("tenantatlas_inventory")
-    instance: dg.DagsterInstance | None = None
-    try:
-        migrated = subprocess.run(
-            [str(BIN / "tenantatlas"), "migrate", "--database-url", inventory_url],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert migrated.returncode == 0, migrated.stderr[-3000:]
-        monkeypatch.setenv("DAGSTER_HOME", str(home))
-        instance = dg.DagsterInstance.from_config(str(home))
-        yield Deployment(home, env, instance, inventory_url)
-    finally:
-        if instance is not None:
-            instance.dispose()
-        postgres_server.drop_database(inventory_url)
+    with open_deployment(
+        "embedded-sqlite", EMBEDDED_DAGSTER_YAML, False, postgres_server, home, monkeypatch
+    ) as d:
+        yield d
 
 
 def _break_tenant(fleet: Fleet, tenant: str) -> tuple[str, dict[str, str]]:
@@ -106,26 +72,6 @@ def _break_tenant(fleet: Fleet, tenant: str) -> tuple[str, dict[str, str]]:
     return healthy, {stale_env: WRONG_SECRET}
 
 
-def _service_env(
-    deployment: Deployment, fleet: Fleet, extra_secrets: dict[str, str], state_dir: Path
-) -> dict[str, str]:
-    return {
-        **os.environ,
-        **deployment.env,
-        **fleet.secrets,
-        **extra_secrets,
-        "TENANTATLAS_DATABASE_URL": deployment.inventory_url,
-        "TENANTATLAS_REGISTRY": str(fleet.registry),
-        "TENANTATLAS_SIMULATOR_SCENARIO": str(fleet.scenario),
-        "TENANTATLAS_STATE_DIR": str(state_dir),
-        "TENANTATLAS_BATCH_SIZE": str(BATCH_SIZE),
-    }
-
-
-def _partition_str(tenant: str, selection: str) -> str:
-    return f"{selection}|{tenant}"  # the contract's string form of the multi-partition key
-
-
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(600)
@@ -136,24 +82,16 @@ def test_reexecuting_a_failed_backfill_from_failure_resyncs_only_the_failed_part
     failing = fleet.tenants[1]
     healthy_registry, stale_secret = _break_tenant(fleet, failing)
     partitions = fleet.partitions
-    keys = {_partition_str(t, s) for t, s in partitions}
-    failed_keys = {_partition_str(t, s) for t, s in partitions if t == failing}
+    keys = {partition_str(t, s) for t, s in partitions}
+    failed_keys = {partition_str(t, s) for t, s in partitions if t == failing}
     assert len(keys) == 6 and len(failed_keys) == 2
     instance = deployment.instance
     # known before the daemon starts: the registry sensor requests no first sync (see the other test)
     instance.add_dynamic_partitions("tenants", list(fleet.tenants))
     instance.add_dynamic_partitions("selections", list(fleet.selections))
 
-    env = _service_env(deployment, fleet, stale_secret, tmp_path / "state")
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    services: list[Service] = []
-    try:
-        services.append(start_webserver(env, logs, port := free_port()))
-        services.append(start_daemon(env, logs))
-        graphql = GraphQL.on_port(port)
-        graphql.wait_ready(services, READY_TIMEOUT)
-
+    env = service_env(deployment, fleet, tmp_path / "state", BATCH_SIZE, stale_secret)
+    with webserver_and_daemon(env, tmp_path / "logs", READY_TIMEOUT) as (graphql, services):
         # 1. the backfill of every partition: the broken tenant's partitions fail, the backfill with them
         started = time.perf_counter()
         first_id = graphql.launch_backfill_of_all_partitions(ASSETS)
@@ -233,14 +171,6 @@ def test_reexecuting_a_failed_backfill_from_failure_resyncs_only_the_failed_part
             metadata = _latest_metadata(instance, MISSING, key)
             assert metadata["reference_status"].value == "success", (key, metadata)
             assert metadata["confidence"].value == "high", (key, metadata)
-    except BaseException:
-        for service in services:
-            print(service.tail())
-        raise
-    finally:
-        for service in services:
-            if killed := service.stop():
-                print(f"{service.name}: killed {killed}, still alive 20 s after SIGTERM")
 
 
 def _assert_synced_once_unless_healed(
@@ -250,17 +180,7 @@ def _assert_synced_once_unless_healed(
     first_run_ids: set[str],
     second_run_ids: set[str],
 ) -> None:
-    engine = create_engine(inventory_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text(SYNC_ROWS)).mappings().all()
-    finally:
-        engine.dispose()
-    by_partition: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
-    for row in rows:  # in the order they started
-        by_partition.setdefault((row["tenant"], row["selection"]), []).append(
-            (row["status"], row["dagster_run_id"])
-        )
+    by_partition = sync_rows(inventory_url)
     assert set(by_partition) == set(partitions), sorted(set(partitions) ^ set(by_partition))
     for (tenant, selection), syncs in sorted(by_partition.items()):
         statuses = [status for status, _ in syncs]

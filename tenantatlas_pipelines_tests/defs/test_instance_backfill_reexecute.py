@@ -1,11 +1,12 @@
-"""The instance for real: a backfill where one tenant fails, then "Re-execute -> from failure" after the fix.
+"""The instance for real: a backfill where two tenants fail, then "Re-execute -> from failure" after the fix.
 
 On the repo's embedded ``dagster.yaml`` (SQLite in a temporary ``DAGSTER_HOME``), with the inventory on a
 fresh PostgreSQL database migrated by ``tenantatlas migrate``, ``dagster-webserver`` and
 ``dagster-daemon run`` as separate processes on the repo's workspace.yaml (as test_instance_backfill.py):
 
-- a registry of simulated tenants x 2 selections in which one tenant's ``client_secret_env`` names an
-  env var holding a wrong secret: its syncs fail with auth_failed, the others succeed;
+- a registry of 3 simulated tenants x 2 selections in which the first and the last tenant's
+  ``client_secret_env`` names an env var holding a wrong secret: their syncs fail with auth_failed,
+  the middle tenant's succeed (so the partitions to re-execute are not one contiguous range);
 - one backfill of every partition of both assets through GraphQL, as the UI's "Materialize all" does:
   it ends COMPLETED_FAILED, and the backfill page's per-asset counts say which partitions failed;
 - the registry is fixed (each run reads it: ``RegistryResource.load()`` in the asset body, and reads the
@@ -44,7 +45,7 @@ from instance_support import (
 )
 
 TENANTS = 3  # x 2 selections = 6 partitions
-BATCH_SIZE = 3  # partitions per run: the first backfill is 2 runs, the re-execution 1
+BATCH_SIZE = 3  # partitions per run: the first backfill is 2 runs
 BACKFILL_TIMEOUT = 300.0
 READY_TIMEOUT = 180.0
 ITEMS, MISSING = ASSETS  # inventory_items, inventory_missing_items (its downstream)
@@ -62,14 +63,17 @@ def deployment(
         yield d
 
 
-def _break_tenant(fleet: Fleet, tenant: str) -> tuple[str, dict[str, str]]:
-    """Point ``tenant`` at an env var holding a wrong secret; the healthy registry text and that env var."""
+def _break_tenants(fleet: Fleet, tenants: set[str]) -> tuple[str, dict[str, str]]:
+    """Point each tenant at an env var holding a wrong secret; the healthy registry text and those vars."""
     healthy = fleet.registry.read_text()
     registry: dict[str, Any] = yaml.safe_load(healthy)
-    stale_env = f"{tenant.upper()}_STALE_GRAPH_SECRET"
-    registry["tenants"][tenant]["client_secret_env"] = stale_env
+    stale: dict[str, str] = {}
+    for tenant in tenants:
+        stale_env = f"{tenant.upper()}_STALE_GRAPH_SECRET"
+        registry["tenants"][tenant]["client_secret_env"] = stale_env
+        stale[stale_env] = WRONG_SECRET
     fleet.registry.write_text(yaml.safe_dump(registry, sort_keys=False))
-    return healthy, {stale_env: WRONG_SECRET}
+    return healthy, stale
 
 
 @pytest.mark.slow
@@ -79,12 +83,14 @@ def test_reexecuting_a_failed_backfill_from_failure_resyncs_only_the_failed_part
     deployment: Deployment, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fleet = write_fleet(tmp_path / "fleet", TENANTS)
-    failing = fleet.tenants[1]
-    healthy_registry, stale_secret = _break_tenant(fleet, failing)
+    # the first and the last tenant: the partitions to re-execute are not one contiguous range, and
+    # the healthy tenant between them must not be synced again
+    failing = {fleet.tenants[0], fleet.tenants[2]}
+    healthy_registry, stale_secret = _break_tenants(fleet, failing)
     partitions = fleet.partitions
     keys = {partition_str(t, s) for t, s in partitions}
-    failed_keys = {partition_str(t, s) for t, s in partitions if t == failing}
-    assert len(keys) == 6 and len(failed_keys) == 2
+    failed_keys = {partition_str(t, s) for t, s in partitions if t in failing}
+    assert len(keys) == 6 and len(failed_keys) == 4
     instance = deployment.instance
     # known before the daemon starts: the registry sensor requests no first sync (see the other test)
     instance.add_dynamic_partitions("tenants", list(fleet.tenants))
@@ -102,8 +108,8 @@ def test_reexecuting_a_failed_backfill_from_failure_resyncs_only_the_failed_part
         assert first_counts[ITEMS] == {
             "numPartitionsTargeted": 6,
             "numPartitionsInProgress": 0,
-            "numPartitionsMaterialized": 4,
-            "numPartitionsFailed": 2,
+            "numPartitionsMaterialized": 2,
+            "numPartitionsFailed": 4,
         }, first_counts
         # inventory_missing_items is derived for every partition whatever its sync's status (assets.py),
         # so the failed partitions' runs materialised it too: Dagster counts it materialised everywhere
@@ -136,9 +142,9 @@ def test_reexecuting_a_failed_backfill_from_failure_resyncs_only_the_failed_part
         # not target it; the runs derive it with each sync all the same (below)
         assert second_counts == {
             ITEMS: {
-                "numPartitionsTargeted": 2,
+                "numPartitionsTargeted": 4,
                 "numPartitionsInProgress": 0,
-                "numPartitionsMaterialized": 2,
+                "numPartitionsMaterialized": 4,
                 "numPartitionsFailed": 0,
             }
         }, second_counts
@@ -176,7 +182,7 @@ def test_reexecuting_a_failed_backfill_from_failure_resyncs_only_the_failed_part
 def _assert_synced_once_unless_healed(
     inventory_url: str,
     partitions: list[tuple[str, str]],
-    failing: str,
+    failing: set[str],
     first_run_ids: set[str],
     second_run_ids: set[str],
 ) -> None:
@@ -184,7 +190,7 @@ def _assert_synced_once_unless_healed(
     assert set(by_partition) == set(partitions), sorted(set(partitions) ^ set(by_partition))
     for (tenant, selection), syncs in sorted(by_partition.items()):
         statuses = [status for status, _ in syncs]
-        if tenant == failing:  # failed in the first backfill, synced again by the re-execution
+        if tenant in failing:  # failed in the first backfill, synced again by the re-execution
             assert statuses == ["failed", "success"], f"{selection}|{tenant}: {syncs}"
             assert syncs[0][1] in first_run_ids, f"{selection}|{tenant}: {syncs}"
             assert syncs[1][1] in second_run_ids, f"{selection}|{tenant}: {syncs}"

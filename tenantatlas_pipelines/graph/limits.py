@@ -42,9 +42,9 @@ import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tenantatlas_pipelines.inventory import graph_budget as budget
 from tenantatlas_pipelines.inventory.graph_budget import BucketTake, Lease, RateLimit
@@ -220,6 +220,7 @@ class TenantLimiter:
         self._peak = 0
         self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._keeper: asyncio.Task[None] | None = None
+        self._lease_call: Future[Any] | None = None  # the latest lease call in the ledger's threads
         self._wake = asyncio.Event()
 
     def limit_of(self, rate_class: str) -> RateLimit:
@@ -294,6 +295,7 @@ class TenantLimiter:
                         self._in_use,
                         self.max_in_flight,
                         self._ttl,
+                        lease=True,
                     )
                 except Exception as exc:  # noqa: BLE001 - the ledger failed: the waiting requests fail with it
                     self._capacity, self._lease_until = 0, 0.0
@@ -315,6 +317,13 @@ class TenantLimiter:
         except asyncio.CancelledError:
             # the event loop is closing (asyncio.run's end): free the slots now, not at the TTL
             self._capacity, self._lease_until = 0, 0.0
+            renewal = self._lease_call
+            if renewal is not None and not renewal.done():
+                # a renewal already running in the ledger's thread (one not started yet was
+                # cancelled with this task): the release must come after it, or the lease it
+                # writes would hold the tenant's slots from every other run until its TTL
+                with suppress(Exception):
+                    renewal.result(timeout=self._ttl)
             try:
                 self.ledger.release_slots(self.tenant_id, self.holder)
             except Exception:  # noqa: BLE001 - best effort: the lease expires anyway
@@ -387,9 +396,13 @@ class TenantLimiter:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    async def _call(self, fn: Callable[..., _T], *args: object) -> _T:
+    async def _call(self, fn: Callable[..., _T], *args: object, lease: bool = False) -> _T:
+        """``fn(*args)``, in the ledger's threads if it blocks (``lease``: remember the call)."""
         if self.ledger.blocking:
-            return await asyncio.get_running_loop().run_in_executor(_ledger_executor(), fn, *args)
+            call = _ledger_executor().submit(fn, *args)
+            if lease:
+                self._lease_call = call
+            return await asyncio.wrap_future(call)  # cancelling it cancels a call not started yet
         return fn(*args)
 
     @staticmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -122,3 +123,50 @@ def test_bad_budget_settings_are_refused_with_the_fix() -> None:
         GraphBudget(renew_seconds=20.0, lease_ttl_seconds=15.0)
     with pytest.raises(ValueError, match="positive rate"):
         GraphBudget(rates={"intune": (0.0, 1.0)})
+
+
+class _RenewalHeldLedger(InMemoryBudgetLedger):
+    """A blocking ledger whose lease renewals wait in its thread until ``proceed`` is set."""
+
+    blocking = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.renewing = threading.Event()
+        self.proceed = threading.Event()
+        self.renewed = threading.Event()
+        self.calls = 0
+
+    def lease_slots(
+        self, tenant_id: str, holder: str, wanted: int, in_use: int, bound: int, ttl: float
+    ) -> int:
+        self.calls += 1
+        if self.calls == 1:  # the first lease: at once
+            return super().lease_slots(tenant_id, holder, wanted, in_use, bound, ttl)
+        self.renewing.set()
+        self.proceed.wait(10)
+        try:
+            return super().lease_slots(tenant_id, holder, wanted, in_use, bound, ttl)
+        finally:
+            self.renewed.set()
+
+
+def test_a_renewal_running_when_the_loop_closes_ends_before_the_release_so_no_lease_is_left() -> None:
+    """Seen under load in the two-process budget test: a lease left behind held the tenant's
+    slots from every other run until its TTL (the release ran before a renewal's write)."""
+    ledger = _RenewalHeldLedger()
+    limiter = TenantLimiter(
+        2, {"intune": (1e6, 1.0)}, tenant_id=TENANT, ledger=ledger, lease_ttl_seconds=10.0, renew_seconds=0.05
+    )
+
+    async def body() -> None:
+        async with limiter.slot("intune"):
+            while not ledger.renewing.is_set():  # the keeper renews while the request is open
+                await asyncio.sleep(0.01)
+        # the request is done and the renewal still waits in the ledger's thread: asyncio.run
+        # now cancels the keeper; the renewal goes on a moment later
+        threading.Timer(0.2, ledger.proceed.set).start()
+
+    asyncio.run(body())
+    assert ledger.renewed.wait(10)
+    assert ledger.leases(TENANT) == {}

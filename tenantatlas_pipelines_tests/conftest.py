@@ -38,16 +38,8 @@ from tenantatlas_pipelines.db.store import InventoryStore, TenantRecord
 
 POSTGRES_URL_ENV = "TENANTATLAS_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "TENANTATLAS_REQUIRE_POSTGRES"
-
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 _TRUNCATE = "TRUNCATE " + ", ".join(t.name for t in (*TABLES, *BUDGET_TABLES)) + " RESTART IDENTITY CASCADE"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The ``slow`` tests first (stable otherwise): on ``make test``'s worker processes the
-    long waits for webservers, daemons and backfills start at once and overlap, instead of
-    one landing last on a worker that has nothing else left to run."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def _url_string(url: URL) -> str:

@@ -98,7 +98,7 @@ def test_reexecuting_a_failed_backfill_from_failure_resyncs_only_the_failed_part
 
     env = service_env(deployment, fleet, tmp_path / "state", BATCH_SIZE, stale_secret)
     with webserver_and_daemon(env, tmp_path / "logs", READY_TIMEOUT) as (graphql, services):
-        # 1. the backfill of every partition: the broken tenant's partitions fail, the backfill with them
+        # 1. the backfill of every partition: the broken tenants' partitions fail, the backfill with them
         started = time.perf_counter()
         first_id = graphql.launch_backfill_of_all_partitions(ASSETS)
         first = graphql.wait_for_backfill(first_id, services, BACKFILL_TIMEOUT)

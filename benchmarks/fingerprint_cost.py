@@ -16,7 +16,12 @@ item with) so a patch that did not take is seen.
 The syncs of one variant spread by 10-30% on a shared 2-core machine, more than the target, so
 each sync with fingerprints also measures the hashing's own thread CPU (``_fingerprints``, timed
 once per page): our CPU / (our CPU - the hashing) is the same comparison made inside one sync,
-where the machine's speed changes both terms alike.
+where the machine's speed changes both terms alike. Before each sync PostgreSQL writes its dirty
+pages (``CHECKPOINT``), so no sync pays for the previous one's.
+
+``parts_runs`` more syncs ("parts") hash each page in three timed passes (the left-out check,
+orjson's sorted dump, sha256; the same hashes): what each part costs inside a running sync, and
+the in-sync ratio if the hash were only the two parts the contract fixes (section 5b).
 
 A microbenchmark in a child process of its own gives the per-item cost of ``content_hash``, of
 its parts (the left-out check, orjson's sorted dump, sha256) and of ``normalize_item`` with and
@@ -39,6 +44,7 @@ from typing import Any
 import orjson
 
 from benchmarks.common import (
+    PG_ADMIN_URL,
     PROJECT_ROOT,
     SECRET,
     SECRET_ENV,
@@ -54,7 +60,12 @@ CONSTANT_HASH = "0" * 64
 
 
 def work(args: dict[str, Any]) -> dict[str, Any]:
-    """Child process: ``mode`` "micro" (per-item costs) or "sync" (one W1 sync, ``constant`` or not)."""
+    """Child process: ``mode`` "micro" (per-item costs) or "sync" (one W1 sync, ``variant``).
+
+    Variants: "with" (production, the hashing timed per page), "without" (a constant hash) and
+    "parts" (the hashing done in three passes per page, each timed: the left-out check, the
+    sorted dump and sha256; the same hashes as production).
+    """
     if args["mode"] == "micro":
         return micro(args["scenario"])
     from sqlalchemy import create_engine, text
@@ -64,11 +75,13 @@ def work(args: dict[str, Any]) -> dict[str, Any]:
     from benchmarks import sync_w1
 
     hashing = [0.0]  # thread CPU seconds inside the sync's per-page fingerprinting
-    if args["constant"]:
+    parts = [0.0, 0.0, 0.0]  # "parts": the left-out check, the sorted dump, sha256
+    variant = args["variant"]
+    if variant == "without":
         for module in (normalize, service):  # the sync hashes as pages arrive; normalize_item otherwise
             setattr(module, "content_hash", lambda policy_type, raw: CONSTANT_HASH)  # noqa: B010 - this process only
     else:
-        per_page = service._fingerprints
+        per_page = _in_parts(parts) if variant == "parts" else service._fingerprints
 
         def timed(policy_type: Any, raw_items: Any) -> Any:
             started = time.thread_time()  # once per page: its own cost is ~1 us a page
@@ -80,6 +93,7 @@ def work(args: dict[str, Any]) -> dict[str, Any]:
         setattr(service, "_fingerprints", timed)  # noqa: B010 - this process only
     out = sync_w1.work({"tenant": args["tenant"], "profile": args.get("profile")})
     out["hash_cpu_seconds"] = hashing[0]
+    out["part_cpu_seconds"] = parts
     engine = create_engine(args["url"])
     with engine.connect() as conn:
         out["distinct_hashes"] = int(
@@ -87,6 +101,26 @@ def work(args: dict[str, Any]) -> dict[str, Any]:
         )
     engine.dispose()
     return out
+
+
+def _in_parts(parts: list[float]) -> Callable[[Any, list[Any]], list[str | None]]:
+    """A page's hashes as ``content_hash`` makes them, in three timed passes (thread CPU)."""
+    from tenantatlas_pipelines.inventory.fingerprint import canonical_json, fingerprint_source
+
+    def per_page(policy_type: Any, raw_items: list[Any]) -> list[str | None]:
+        key = policy_type.key
+        started = time.thread_time()
+        sources = [fingerprint_source(key, raw) if isinstance(raw, dict) else None for raw in raw_items]
+        left_out = time.thread_time()
+        dumped = [canonical_json(source) if source is not None else None for source in sources]
+        dumps = time.thread_time()
+        hashes = [hashlib.sha256(data).hexdigest() if data is not None else None for data in dumped]
+        parts[0] += left_out - started
+        parts[1] += dumps - left_out
+        parts[2] += time.thread_time() - dumps
+        return hashes
+
+    return per_page
 
 
 def _w1_items(scenario_file: str) -> list[tuple[Any, dict[str, Any]]]:
@@ -157,17 +191,33 @@ def _env(directory: Path, label: str, url: str, registry: Path) -> dict[str, str
     }
 
 
-def _orders(runs: int) -> Iterable[tuple[int, tuple[bool, bool]]]:
-    """(round, (constant first?, constant second?)): with/without, then without/with, ..."""
+def _orders(runs: int) -> Iterable[tuple[int, tuple[str, str]]]:
+    """(round, the two variants in order): with/without, then without/with, ..."""
     for index in range(runs):
-        yield index, ((False, True) if index % 2 == 0 else (True, False))
+        yield index, (("with", "without") if index % 2 == 0 else ("without", "with"))
 
 
-def bench(w1: Workload, directory: Path, runs: int = 5, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Both variants ``runs`` times each against one simulator; medians and the ratio."""
+def _checkpoint() -> None:
+    """Write PostgreSQL's dirty pages now, so the previous sync's checkpoint does not land in the next.
+
+    Without it the syncs of one variant spread by up to 45% on a quiet machine (a W1 sync
+    writes about 100 MB of WAL, so a checkpoint falls every few syncs).
+    """
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("CHECKPOINT"))
+    admin.dispose()
+
+
+def bench(
+    w1: Workload, directory: Path, runs: int = 5, say: Callable[[str], None] = print, parts_runs: int = 2
+) -> dict[str, Any]:
+    """Both variants ``runs`` times each against one simulator, then ``parts_runs`` syncs "parts"."""
     scenario = write_yaml(directory / "fp-scenario.yaml", w1.scenario())
     tenant = w1.tenant_key(0)
-    out: dict[str, Any] = {"items": w1.items, "runs": runs, "with": [], "without": []}
+    out: dict[str, Any] = {"items": w1.items, "runs": runs, "with": [], "without": [], "parts": []}
     out["micro"] = m = run_worker("fingerprint_cost", {"mode": "micro", "scenario": str(scenario)})
     say(
         f"  fingerprint per item: content_hash {m['content_hash_us']:.2f} us (left-out check "
@@ -175,28 +225,32 @@ def bench(w1: Workload, directory: Path, runs: int = 5, say: Callable[[str], Non
         f"of {m['canonical_bytes_per_item']:,.0f} bytes); normalize_item {m['normalize_item_us']:.2f} us, "
         f"{m['normalize_item_constant_us']:.2f} us with a constant hash"
     )
+    syncs = [(index, variant) for index, order in _orders(runs) for variant in order]
+    syncs += [(runs + index, "parts") for index in range(parts_runs)]
     with simulator(scenario, directory) as base:
         registry = write_yaml(directory / "fp-registry.yaml", w1.registry(base))
-        for index, order in _orders(runs):
-            for constant in order:
-                label = f"{index}_{'without' if constant else 'with'}"
-                with postgres_database(f"fp_{label}") as url:
-                    env = _env(directory, label, url, registry)
-                    args = {"mode": "sync", "tenant": tenant, "constant": constant, "url": url}
-                    r = run_worker("fingerprint_cost", args, env)
-                expected = 1 if constant else r["stored"]
-                if r["stored"] != w1.items or r["distinct_hashes"] != expected:
-                    raise RuntimeError(
-                        f"fingerprint benchmark {label}: stored {r['stored']} items with "
-                        f"{r['distinct_hashes']} distinct hashes (expected {w1.items} and {expected})"
-                    )
-                out["without" if constant else "with"].append(r)
-                hashing = "" if constant else f" (hashing {r['hash_cpu_seconds']:.2f}s)"
-                say(
-                    f"  W1 {'without' if constant else 'with'} fingerprints (round {index + 1}): "
-                    f"body {r['body_seconds']:.2f}s, our CPU {r['own_cpu_seconds']:.2f}s{hashing}, "
-                    f"machine CPU {r['machine_cpu_seconds']:.1f}s"
+        for index, variant in syncs:
+            label = f"{index}_{variant}"
+            with postgres_database(f"fp_{label}") as url:
+                env = _env(directory, label, url, registry)
+                _checkpoint()
+                args = {"mode": "sync", "tenant": tenant, "variant": variant, "url": url}
+                r = run_worker("fingerprint_cost", args, env)
+            expected = 1 if variant == "without" else r["stored"]
+            if r["stored"] != w1.items or r["distinct_hashes"] != expected:
+                raise RuntimeError(
+                    f"fingerprint benchmark {label}: stored {r['stored']} items with "
+                    f"{r['distinct_hashes']} distinct hashes (expected {w1.items} and {expected})"
                 )
+            out[variant].append(r)
+            hashing = "" if variant == "without" else f" (hashing {r['hash_cpu_seconds']:.2f}s)"
+            if variant == "parts":
+                hashing += " = " + " + ".join(f"{x:.2f}s" for x in r["part_cpu_seconds"])
+            say(
+                f"  W1 {variant} fingerprints (sync {index + 1}): "
+                f"body {r['body_seconds']:.2f}s, our CPU {r['own_cpu_seconds']:.2f}s{hashing}, "
+                f"machine CPU {r['machine_cpu_seconds']:.1f}s"
+            )
     for key in ("body_seconds", "own_cpu_seconds", "machine_cpu_seconds"):
         for variant in ("with", "without"):
             out[f"{variant}_{key}"] = statistics.median(r[key] for r in out[variant])
@@ -214,6 +268,18 @@ def bench(w1: Workload, directory: Path, runs: int = 5, say: Callable[[str], Non
     ]
     out["in_sync_ratio"] = statistics.median(out["in_sync_ratios"])
     out["hash_us_per_item"] = 1e6 * statistics.median(r["hash_cpu_seconds"] for r in out["with"]) / w1.items
+    if out["parts"]:
+        # in a sync hashing in three passes: each part per item, and the ratio our CPU would have
+        # if the hash were only what the contract fixes (the sorted dump and sha256)
+        out["parts_us_per_item"] = [
+            1e6 * statistics.median(r["part_cpu_seconds"][part] for r in out["parts"]) / w1.items
+            for part in range(3)
+        ]
+        out["contract_floor_ratio"] = statistics.median(
+            (base + sum(r["part_cpu_seconds"][1:])) / base
+            for r in out["parts"]
+            if (base := r["own_cpu_seconds"] - r["hash_cpu_seconds"]) > 0
+        )
     return out
 
 
@@ -228,7 +294,7 @@ def summary(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         f"{r['in_sync_ratio']:.3f} (hashing {r['hash_us_per_item']:.1f} us of thread CPU per item in the "
         f"sync; {r['micro']['content_hash_us']:.1f} us alone)"
     )
-    return [
+    rows = [
         ("W1 with / without fingerprints (PostgreSQL)", value, f"<= {TARGET:g}", _verdict(r["ratio"])),
         (
             "W1 our CPU / our CPU minus the hashing (same sync)",
@@ -237,6 +303,21 @@ def summary(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             _verdict(r["in_sync_ratio"]),
         ),
     ]
+    if "contract_floor_ratio" in r:
+        left_out, dump, sha = r["parts_us_per_item"]
+        floor = (
+            f"{r['contract_floor_ratio']:.3f} (in the sync, per item: sorted dump {dump:.1f} us + sha256 "
+            f"{sha:.1f} us; the left-out check {left_out:.1f} us left out)"
+        )
+        rows.append(
+            (
+                "W1 our CPU / minus the hashing, counting only its sorted dump and sha256",
+                floor,
+                f"<= {TARGET:g}",
+                _verdict(r["contract_floor_ratio"]),
+            )
+        )
+    return rows
 
 
 def _verdict(ratio: float) -> str:
@@ -247,10 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fingerprint_cost", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="W1 of 20k items")
     parser.add_argument("--runs", type=int, default=5, help="syncs of each variant (default 5)")
+    parser.add_argument(
+        "--parts-runs", type=int, default=2, help="syncs hashing in three timed passes (default 2)"
+    )
     args = parser.parse_args(argv)
     w1 = Workload("W1", 1, 20_000 if args.quick else 100_000)
     with tempfile.TemporaryDirectory(prefix="tenantatlas-bench-fp-") as tmp:
-        r = bench(w1, Path(tmp), args.runs)
+        r = bench(w1, Path(tmp), args.runs, parts_runs=args.parts_runs)
     for variant in ("with", "without"):
         bodies = ", ".join(f"{x['body_seconds']:.2f}" for x in r[variant])
         cpus = ", ".join(f"{x['own_cpu_seconds']:.2f}" for x in r[variant])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -106,6 +107,22 @@ class Workload:
                 for i in range(self.tenants)
             },
         }
+
+
+def exit_cleanly_on_termination() -> None:
+    """Turn SIGTERM and SIGHUP into ``SystemExit`` so every ``finally`` runs: the services stop.
+
+    Python's default for SIGTERM ends the process at once. The fleet benchmark's webserver,
+    daemon and code servers run in sessions of their own (their process groups are stopped
+    whole), so ``timeout`` or a closed terminal, which signal only the benchmark's own group,
+    left them running.
+    """
+
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, leave)
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:

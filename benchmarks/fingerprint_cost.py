@@ -49,6 +49,7 @@ from benchmarks.common import (
     SECRET,
     SECRET_ENV,
     Workload,
+    exit_cleanly_on_termination,
     postgres_database,
     run_worker,
     simulator,
@@ -325,6 +326,7 @@ def _verdict(ratio: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    exit_cleanly_on_termination()
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fingerprint_cost", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="W1 of 20k items")
     parser.add_argument("--runs", type=int, default=5, help="syncs of each variant (default 5)")

@@ -50,6 +50,7 @@ from benchmarks.common import (
     PROJECT_ROOT,
     SECRET,
     SECRET_ENV,
+    exit_cleanly_on_termination,
     free_port,
     machine_busy_seconds,
     postgres_database,
@@ -593,6 +594,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    exit_cleanly_on_termination()
     args = parse_args(argv)
     results = run_all(args)
     print_tables(results)

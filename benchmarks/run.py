@@ -23,6 +23,7 @@ from benchmarks.common import (
     SECRET,
     SECRET_ENV,
     Workload,
+    exit_cleanly_on_termination,
     postgres_database,
     run_worker,
     simulator,
@@ -324,6 +325,7 @@ def print_table(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    exit_cleanly_on_termination()
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument(
         "--quick", action="store_true", help="W1 20k items, W1x10 200k, W2 20 x 1,000 (a few minutes)"

@@ -188,8 +188,12 @@ def simulator(scenario_file: Path, log_dir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def postgres_database(label: str) -> Iterator[str]:
-    """A fresh PostgreSQL database (migrated to head); dropped afterwards. Yields its URL."""
+def postgres_database(label: str, *, checkpoint: bool = False) -> Iterator[str]:
+    """A fresh PostgreSQL database (migrated to head); dropped afterwards. Yields its URL.
+
+    ``checkpoint``: the server writes its dirty pages before the yield, so a checkpoint due to
+    an earlier measurement's WAL (a W1 sync writes about 100 MB) does not land in this one.
+    """
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -203,6 +207,9 @@ def postgres_database(label: str) -> Iterator[str]:
     url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
         upgrade_to_head(url)
+        if checkpoint:
+            with admin.connect() as conn:
+                conn.execute(text("CHECKPOINT"))
         yield url
     finally:
         with admin.connect() as conn:

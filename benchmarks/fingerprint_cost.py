@@ -44,7 +44,6 @@ from typing import Any
 import orjson
 
 from benchmarks.common import (
-    PG_ADMIN_URL,
     PROJECT_ROOT,
     SECRET,
     SECRET_ENV,
@@ -198,20 +197,6 @@ def _orders(runs: int) -> Iterable[tuple[int, tuple[str, str]]]:
         yield index, (("with", "without") if index % 2 == 0 else ("without", "with"))
 
 
-def _checkpoint() -> None:
-    """Write PostgreSQL's dirty pages now, so the previous sync's checkpoint does not land in the next.
-
-    Without it the syncs of one variant spread by up to 45% on a quiet machine (a W1 sync
-    writes about 100 MB of WAL, so a checkpoint falls every few syncs).
-    """
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text("CHECKPOINT"))
-    admin.dispose()
-
-
 def bench(
     w1: Workload, directory: Path, runs: int = 5, say: Callable[[str], None] = print, parts_runs: int = 2
 ) -> dict[str, Any]:
@@ -232,9 +217,9 @@ def bench(
         registry = write_yaml(directory / "fp-registry.yaml", w1.registry(base))
         for index, variant in syncs:
             label = f"{index}_{variant}"
-            with postgres_database(f"fp_{label}") as url:
+            # without the checkpoint the syncs of one variant spread by up to 45% on a quiet machine
+            with postgres_database(f"fp_{label}", checkpoint=True) as url:
                 env = _env(directory, label, url, registry)
-                _checkpoint()
                 args = {"mode": "sync", "tenant": tenant, "variant": variant, "url": url}
                 r = run_worker("fingerprint_cost", args, env)
             expected = 1 if variant == "without" else r["stored"]
